@@ -1,0 +1,25 @@
+"""Bit packing and exact binary matrix products (METHOD.md section 8).
+
+Importing this package needs torch alone; CuPy is imported lazily, the first
+time a CUDA tensor comes in. CPU tensors always use the pure-torch reference
+path; CUDA tensors use CuPy/NVRTC kernels (tensor cores on sm_80+, ``__popc``
+below), and fall back, with one warning, to the torch path when CuPy or NVRTC
+is unusable (an error instead with ``MMDIDB_OPS_STRICT=1``). See
+:mod:`mmdidb.ops.backend` for forcing a backend.
+
+Conventions: bit 1 <-> +1, ``sign(0) = +1``, 32 bits per ``int32`` word, LSB
+first, tail bits 0; both operands of a product are packed along the reduction
+axis. Example::
+
+    a = pack_signs(x)               # x: (M, K) float -> (M, ceil(K/32))
+    b = pack_signs(w)               # w: (N, K) float -> (N, ceil(K/32))
+    y = bmm_pm1(a, b, k=x.shape[-1])  # == sign(x) @ sign(w).T, int32 (M, N)
+"""
+from .backend import PACK_BACKENDS, PRODUCT_BACKENDS
+from .packing import pack_mask, pack_signs, unpack_mask, unpack_signs
+from .products import bmm_mask_pm1, bmm_pm1
+
+__all__ = [
+    'PACK_BACKENDS', 'PRODUCT_BACKENDS', 'bmm_mask_pm1', 'bmm_pm1',
+    'pack_mask', 'pack_signs', 'unpack_mask', 'unpack_signs'
+]

@@ -1,0 +1,152 @@
+"""Choice of the implementation (backend) behind each call.
+
+Backends of the products:
+
+- ``'torch'``: the pure-torch reference (:mod:`mmdidb.ops.reference`); runs on
+  any device, CUDA tensors included. Always used for CPU tensors.
+- ``'mma'``: CuPy kernel on the 1-bit tensor cores (``mma.sync ... b1
+  .and.popc``); needs compute capability 8.0 or newer.
+- ``'popc'``: CuPy kernel on the CUDA cores (``__popc``); any CUDA GPU.
+- ``'auto'``: ``'mma'`` on sm_80+, ``'popc'`` below, for CUDA tensors.
+
+Packing has ``'torch'``, ``'cuda'`` (the CuPy packing kernel) and ``'auto'``.
+
+Environment variables:
+
+- ``MMDIDB_OPS_BACKEND``: overrides ``'auto'`` (``torch``, ``mma``, ``popc``,
+  ``cuda``; ``mma``/``popc`` also select the CUDA packing kernel, ``cuda``
+  selects ``auto`` for the products). Applies to CUDA tensors only.
+- ``MMDIDB_OPS_STRICT=1``: when CuPy / NVRTC is unusable for a CUDA tensor,
+  raise instead of warning once and falling back to the torch path.
+
+A backend named explicitly (argument or environment) is always strict: if it
+cannot run, the call raises ``RuntimeError`` rather than measuring or testing
+another implementation by accident.
+"""
+import os
+import warnings
+from typing import Optional
+
+import torch
+
+from . import cuda_backend
+
+PRODUCT_BACKENDS = ('auto', 'torch', 'mma', 'popc')
+PACK_BACKENDS = ('auto', 'torch', 'cuda')
+ENV_BACKEND = 'MMDIDB_OPS_BACKEND'
+ENV_STRICT = 'MMDIDB_OPS_STRICT'
+
+_warned = set()
+
+
+def strict_mode() -> bool:
+    """Whether ``MMDIDB_OPS_STRICT`` asks for errors instead of fallbacks.
+
+    Returns:
+        True when the variable is set to ``1``, ``true`` or ``yes``.
+    """
+    return os.environ.get(ENV_STRICT, '').strip().lower() in ('1', 'true',
+                                                              'yes')
+
+
+def _requested(backend: Optional[str], allowed) -> tuple:
+    """Return ``(name, forced)`` from the argument or the environment."""
+    if backend is not None and not isinstance(backend, str):
+        raise TypeError(f'backend must be a str or None, got '
+                        f'{type(backend).__name__}')
+    if backend not in (None, 'auto'):
+        if backend not in allowed:
+            raise ValueError(f'backend must be one of {allowed}, got {backend!r}')
+        return backend, True
+    env = os.environ.get(ENV_BACKEND, '').strip().lower()
+    if env in ('', 'auto'):
+        return 'auto', False
+    if env not in ('torch', 'mma', 'popc', 'cuda'):
+        raise ValueError(f'{ENV_BACKEND} must be one of auto, torch, mma, popc, '
+                         f'cuda; got {env!r}')
+    return env, True
+
+
+def _fallback(reason: str, forced: bool, what: str) -> str:
+    """Warn once and return ``'torch'``, or raise when strict or forced."""
+    message = (f'mmdidb.ops: the CUDA {what} kernels are unusable ({reason})')
+    if forced or strict_mode():
+        raise RuntimeError(message)
+    if reason not in _warned:
+        _warned.add(reason)
+        warnings.warn(message + '; falling back to the slower torch path. '
+                      f'Set {ENV_STRICT}=1 to make this an error.',
+                      RuntimeWarning, stacklevel=4)
+    return 'torch'
+
+
+def resolve_product_backend(backend: Optional[str],
+                            device: torch.device) -> str:
+    """Pick the implementation of ``bmm_pm1`` / ``bmm_mask_pm1``.
+
+    Args:
+        backend: ``None``/``'auto'``, ``'torch'``, ``'mma'`` or ``'popc'``.
+        device: Device of the operands.
+
+    Returns:
+        ``'torch'``, ``'mma'`` or ``'popc'``.
+
+    Raises:
+        ValueError: Unknown backend, or a CUDA backend named in the argument
+            for CPU tensors.
+        RuntimeError: A forced (or strict-mode) CUDA backend cannot run.
+    """
+    explicit = backend not in (None, 'auto')
+    name, forced = _requested(backend, PRODUCT_BACKENDS)
+    if name == 'cuda':
+        name = 'auto'
+    if device.type != 'cuda':
+        if explicit and name in ('mma', 'popc'):
+            raise ValueError(
+                f'backend={name!r} needs CUDA tensors, got tensors on {device}')
+        return 'torch'
+    if name == 'torch':
+        return 'torch'
+    reason = cuda_backend.unusable_reason(device)
+    if reason is not None:
+        return _fallback(reason, forced, 'product')
+    major, minor = torch.cuda.get_device_capability(device)
+    has_mma = (major, minor) >= (8, 0)
+    if name == 'auto':
+        return 'mma' if has_mma else 'popc'
+    if name == 'mma' and not has_mma:
+        raise RuntimeError(
+            f'backend mma needs compute capability >= 8.0, {device} has '
+            f'{major}.{minor}; use popc')
+    return name
+
+
+def resolve_pack_backend(backend: Optional[str], device: torch.device) -> str:
+    """Pick the implementation of the packing functions.
+
+    Args:
+        backend: ``None``/``'auto'``, ``'torch'`` or ``'cuda'``.
+        device: Device of the input.
+
+    Returns:
+        ``'torch'`` or ``'cuda'``.
+
+    Raises:
+        ValueError: Unknown backend, or ``'cuda'`` named for a CPU tensor.
+        RuntimeError: A forced (or strict-mode) CUDA kernel cannot run.
+    """
+    explicit = backend not in (None, 'auto')
+    name, forced = _requested(backend, PACK_BACKENDS)
+    if name in ('mma', 'popc'):
+        name = 'cuda'
+    if device.type != 'cuda':
+        if explicit and name == 'cuda':
+            raise ValueError(
+                f"backend='cuda' needs a CUDA tensor, got a tensor on {device}")
+        return 'torch'
+    if name == 'torch':
+        return 'torch'
+    reason = cuda_backend.unusable_reason(device)
+    if reason is not None:
+        return _fallback(reason, forced, 'packing')
+    return 'cuda'

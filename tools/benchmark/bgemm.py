@@ -1,0 +1,348 @@
+"""Benchmark the binary GEMM kernels of mmdidb.ops against cuBLAS.
+
+Shapes are those of DeiT-Tiny (d=192, 3 heads) and DeiT-Small (d=384,
+6 heads) at 197 tokens: the four linear layers (K x N = d x 3d, d x d,
+d x 4d, 4d x d, M = batch * 197 rows, weights pre-packed) and the two
+attention products per head (Q.K^T: 197 x 197 with K = head_dim = 64;
+mask.V: 197 x 64 with K = 197), batched over batch * heads.
+
+Each product is timed as torch FP32 and FP16 (cuBLAS; TF32 off), and as
+``bmm_pm1`` / ``bmm_mask_pm1`` on the tensor-core (``mma``) and CUDA-core
+(``popc``) paths, without and with the cost of packing the activations.
+A time is the median over ``--repeats`` CUDA-event measurements of
+``--iters`` back-to-back calls after a warm-up; it is the cost of a Python
+call (validation and launch included), so tiny shapes are launch-bound for
+every column. Each binary result is also checked against the float product
+of the +-1 tensors ("exact").
+
+Prints a markdown table and appends it, with the GPU, date and command, to
+``docs/benchmarks.md`` under "## Binary GEMM (tools/benchmark/bgemm.py)".
+
+Usage: ``python tools/benchmark/bgemm.py [--quick] [--no-append]``.
+"""
+import argparse
+import datetime
+import os
+import shlex
+import statistics
+import sys
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+
+HEADING = '## Binary GEMM (tools/benchmark/bgemm.py)'
+TOKENS = 197
+HEAD_DIM = 64
+MODELS = {'DeiT-Tiny': 192, 'DeiT-Small': 384}
+
+
+def parse_args(argv=None):
+    """Command-line options.
+
+    Args:
+        argv: Arguments (default: ``sys.argv[1:]``).
+
+    Returns:
+        The parsed namespace.
+    """
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--quick', action='store_true',
+                        help='batches 1 and 64, fewer repeats (~1 minute)')
+    parser.add_argument('--batches', type=int, nargs='+', default=None,
+                        help='batch sizes (default 1 64 256)')
+    parser.add_argument('--models', nargs='+', choices=sorted(MODELS),
+                        default=list(MODELS))
+    parser.add_argument('--repeats', type=int, default=None,
+                        help='timed measurements per entry (median taken)')
+    parser.add_argument('--iters', type=int, default=None,
+                        help='calls per measurement')
+    parser.add_argument('--output', type=Path,
+                        default=REPO / 'docs' / 'benchmarks.md',
+                        help='markdown file the table is appended to')
+    parser.add_argument('--no-append', action='store_true',
+                        help='print the table only')
+    args = parser.parse_args(argv)
+    if args.batches is None:
+        args.batches = [1, 64] if args.quick else [1, 64, 256]
+    if args.repeats is None:
+        args.repeats = 5 if args.quick else 10
+    if args.iters is None:
+        args.iters = 5 if args.quick else 10
+    return args
+
+
+def require_gpu():
+    """Exit with a clear message unless a CUDA GPU and CuPy are usable."""
+    if not torch.cuda.is_available():
+        sys.exit('bgemm.py needs a CUDA GPU (torch.cuda.is_available() is '
+                 'False); nothing was measured.')
+    from mmdidb.ops import cuda_backend
+    reason = cuda_backend.unusable_reason(torch.device('cuda'))
+    if reason is not None:
+        sys.exit(f'bgemm.py needs CuPy with NVRTC (pip install -r '
+                 f'requirements/cuda.txt): {reason}')
+
+
+def median_ms(fn, iters, repeats, warmup=3):
+    """Median time of one call of ``fn`` in milliseconds (CUDA events).
+
+    Args:
+        fn: Callable launching GPU work.
+        iters: Calls per measurement.
+        repeats: Number of measurements.
+        warmup: Untimed calls first.
+
+    Returns:
+        Median over the measurements of (elapsed / iters).
+    """
+    for _ in range(warmup):
+        fn()
+    torch.cuda.synchronize()
+    times = []
+    for _ in range(repeats):
+        start = torch.cuda.Event(enable_timing=True)
+        stop = torch.cuda.Event(enable_timing=True)
+        start.record()
+        for _ in range(iters):
+            fn()
+        stop.record()
+        stop.synchronize()
+        times.append(start.elapsed_time(stop) / iters)
+    return statistics.median(times)
+
+
+def pm1(x):
+    """+-1 tensor of the packing convention (sign(0) = +1)."""
+    return torch.where(x >= 0, 1.0, -1.0).to(x.dtype)
+
+
+def linear_case(d, k_mult, n_mult, batch, paths):
+    """Build the callables of one linear-layer shape.
+
+    Args:
+        d: Embedding width of the model.
+        k_mult: K = k_mult * d.
+        n_mult: N = n_mult * d.
+        batch: Images per batch (M = batch * 197).
+        paths: Binary kernel paths to time.
+
+    Returns:
+        ``(shape dict, {column: callable}, exact: bool)``.
+    """
+    from mmdidb.ops import bmm_pm1, pack_signs
+    m, k, n = batch * TOKENS, k_mult * d, n_mult * d
+    x32 = torch.randn(m, k, device='cuda')
+    w32 = torch.randn(n, k, device='cuda')
+    x16, w16 = x32.half(), w32.half()
+    wp = pack_signs(w32)  # weights are packed once, offline
+    xp = pack_signs(x32)
+    calls = {
+        'fp32': lambda: F.linear(x32, w32),
+        'fp16': lambda: F.linear(x16, w16),
+        'pack': lambda: pack_signs(x32),
+    }
+    exact = F.linear(pm1(x32), pm1(w32)).to(torch.int32)
+    ok = True
+    for path in paths:
+        calls[path] = lambda p=path: bmm_pm1(xp, wp, k, backend=p)
+        calls[path + '+pack'] = (
+            lambda p=path: bmm_pm1(pack_signs(x32), wp, k, backend=p))
+        ok &= torch.equal(bmm_pm1(xp, wp, k, backend=path), exact)
+    shape = {'batch': batch, 'count': 1, 'M': m, 'K': k, 'N': n}
+    return shape, calls, ok
+
+
+def attention_cases(heads, batch, paths):
+    """Build the callables of Q.K^T and mask.V for one model and batch.
+
+    Args:
+        heads: Number of attention heads.
+        batch: Images per batch.
+        paths: Binary kernel paths to time.
+
+    Returns:
+        Two ``(name, shape dict, {column: callable}, exact)`` tuples.
+    """
+    from mmdidb.ops import bmm_mask_pm1, bmm_pm1, pack_mask, pack_signs
+    count = batch * heads
+    q32 = torch.randn(count, TOKENS, HEAD_DIM, device='cuda')
+    k32 = torch.randn(count, TOKENS, HEAD_DIM, device='cuda')
+    v32 = torch.randn(count, TOKENS, HEAD_DIM, device='cuda')
+    a32 = (torch.rand(count, TOKENS, TOKENS, device='cuda') < 0.3).float()
+    q16, k16, v16, a16 = q32.half(), k32.half(), v32.half(), a32.half()
+    qp, kp = pack_signs(q32), pack_signs(k32)
+    ap, vp = pack_mask(a32), pack_signs(v32, dim=-2)
+
+    qk = {
+        'fp32': lambda: torch.matmul(q32, k32.transpose(-1, -2)),
+        'fp16': lambda: torch.matmul(q16, k16.transpose(-1, -2)),
+        'pack': lambda: (pack_signs(q32), pack_signs(k32)),
+    }
+    av = {
+        'fp32': lambda: torch.matmul(a32, v32),
+        'fp16': lambda: torch.matmul(a16, v16),
+        'pack': lambda: (pack_mask(a32), pack_signs(v32, dim=-2)),
+    }
+    qk_exact = torch.matmul(pm1(q32), pm1(k32).transpose(-1, -2)).int()
+    av_exact = torch.matmul(a32, pm1(v32)).int()
+    qk_ok = av_ok = True
+    for path in paths:
+        qk[path] = lambda p=path: bmm_pm1(qp, kp, HEAD_DIM, backend=p)
+        qk[path + '+pack'] = lambda p=path: bmm_pm1(
+            pack_signs(q32), pack_signs(k32), HEAD_DIM, backend=p)
+        av[path] = lambda p=path: bmm_mask_pm1(ap, vp, TOKENS, backend=p)
+        av[path + '+pack'] = lambda p=path: bmm_mask_pm1(
+            pack_mask(a32), pack_signs(v32, dim=-2), TOKENS, backend=p)
+        qk_ok &= torch.equal(bmm_pm1(qp, kp, HEAD_DIM, backend=path),
+                             qk_exact)
+        av_ok &= torch.equal(bmm_mask_pm1(ap, vp, TOKENS, backend=path),
+                             av_exact)
+    qk_shape = {'batch': batch, 'count': count, 'M': TOKENS, 'K': HEAD_DIM,
+                'N': TOKENS}
+    av_shape = {'batch': batch, 'count': count, 'M': TOKENS, 'K': TOKENS,
+                'N': HEAD_DIM}
+    return [('Q.K^T', qk_shape, qk, qk_ok), ('mask.V', av_shape, av, av_ok)]
+
+
+def run(args, paths):
+    """Measure every case.
+
+    Args:
+        args: Parsed options.
+        paths: Binary kernel paths to time.
+
+    Returns:
+        List of result rows (dicts).
+    """
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    rows = []
+    for model in args.models:
+        d = MODELS[model]
+        heads = d // HEAD_DIM
+        for batch in args.batches:
+            cases = []
+            for name, k_mult, n_mult in (('qkv', 1, 3), ('proj', 1, 1),
+                                         ('fc1', 1, 4), ('fc2', 4, 1)):
+                shape, calls, ok = linear_case(d, k_mult, n_mult, batch, paths)
+                cases.append((name, shape, calls, ok))
+            cases += attention_cases(heads, batch, paths)
+            for name, shape, calls, ok in cases:
+                row = dict(model=model, layer=name, exact=ok, **shape)
+                for column, fn in calls.items():
+                    row[column] = median_ms(fn, args.iters, args.repeats)
+                rows.append(row)
+                print(f'{model:10s} b={batch:<4d} {name:7s} ' + ' '.join(
+                    f'{c}={row[c]:.4f}' for c in calls), flush=True)
+                del calls
+            del cases
+            torch.cuda.empty_cache()
+    return rows
+
+
+def markdown(rows, paths):
+    """Render the rows as a markdown table.
+
+    Args:
+        rows: Result rows from :func:`run`.
+        paths: Binary kernel paths that were timed.
+
+    Returns:
+        The table text.
+    """
+    columns = ['fp32', 'fp16', 'pack']
+    for path in paths:
+        columns += [path, path + '+pack']
+    best = paths[0]
+    head = (['model', 'layer', 'batch', 'matrices', 'M', 'K', 'N'] +
+            [f'{c} ms' for c in columns] +
+            [f'{best}+pack vs fp16', f'{best} TOPS (1-bit)', 'exact'])
+    lines = ['| ' + ' | '.join(head) + ' |',
+             '|' + '|'.join(['---'] * len(head)) + '|']
+    for row in rows:
+        ops = 2.0 * row['count'] * row['M'] * row['N'] * row['K']
+        cells = [row['model'], row['layer'], str(row['batch']),
+                 str(row['count']), str(row['M']), str(row['K']),
+                 str(row['N'])]
+        cells += [f'{row[c]:.4f}' for c in columns]
+        cells.append(f"{row['fp16'] / row[best + '+pack']:.2f}x")
+        cells.append(f"{ops / (row[best] * 1e-3) / 1e12:.1f}")
+        cells.append('yes' if row['exact'] else '**NO**')
+        lines.append('| ' + ' | '.join(cells) + ' |')
+    return '\n'.join(lines)
+
+
+def append_report(path, table, args, paths):
+    """Append the table with its context under the benchmark heading.
+
+    Args:
+        path: Markdown file (created if missing).
+        table: Table text.
+        args: Parsed options.
+        paths: Binary kernel paths that were timed.
+    """
+    import cupy
+    props = torch.cuda.get_device_properties(0)
+    command = 'python tools/benchmark/bgemm.py ' + ' '.join(
+        shlex.quote(a) for a in sys.argv[1:])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    block = [
+        f'### {now:%Y-%m-%d %H:%M} UTC, {props.name} '
+        f'(sm_{props.major}{props.minor}, {props.multi_processor_count} SMs)',
+        '',
+        f'- command: `{command.strip()}`',
+        f'- torch {torch.__version__}, CUDA {torch.version.cuda}, '
+        f'cupy {cupy.__version__}; paths timed: {", ".join(paths)}',
+        f'- median of {args.repeats} CUDA-event measurements of {args.iters} '
+        'back-to-back calls after 3 warm-up calls, in ms per call (Python '
+        'call included); FP32 without TF32; "+pack" adds packing the '
+        'activations (weights pre-packed); "pack" is the packing alone',
+        '',
+        table,
+        '',
+    ]
+    text = path.read_text() if path.exists() else '# Benchmarks\n'
+    if HEADING not in text:
+        text = text.rstrip('\n') + f'\n\n{HEADING}\n'
+    # Insert at the end of this section (before the next "## " heading).
+    start = text.index(HEADING) + len(HEADING)
+    nxt = text.find('\n## ', start)
+    insert = '\n' + '\n'.join(block)
+    if nxt == -1:
+        text = text.rstrip('\n') + '\n' + insert
+    else:
+        text = text[:nxt].rstrip('\n') + '\n' + insert + text[nxt:]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    print(f'appended to {path}')
+
+
+def main(argv=None):
+    """Entry point.
+
+    Args:
+        argv: Arguments (default: ``sys.argv[1:]``).
+
+    Returns:
+        Exit status: 1 when a binary result was not exact.
+    """
+    args = parse_args(argv)
+    require_gpu()
+    major, _ = torch.cuda.get_device_capability()
+    paths = ['mma', 'popc'] if major >= 8 else ['popc']
+    os.environ.setdefault('MMDIDB_OPS_STRICT', '1')
+    rows = run(args, paths)
+    table = markdown(rows, paths)
+    print()
+    print(table)
+    if not args.no_append:
+        append_report(args.output, table, args, paths)
+    return 0 if all(row['exact'] for row in rows) else 1
+
+
+if __name__ == '__main__':
+    sys.exit(main())
