@@ -1,0 +1,3 @@
+from .didb_vit import DIDBViT
+
+__all__ = ['DIDBViT']

@@ -1,0 +1,256 @@
+"""DIDB-ViT: the fully binary DeiT backbone."""
+from typing import Optional, Sequence, Union
+
+import numpy as np
+import torch
+from mmcv.cnn import build_norm_layer
+from mmcv.cnn.bricks.transformer import PatchEmbed
+from mmengine.model.weight_init import trunc_normal_
+from mmpretrain.models.backbones.base_backbone import BaseBackbone
+from mmpretrain.models.backbones.vision_transformer import VisionTransformer
+from mmpretrain.models.utils import resize_pos_embed
+from mmpretrain.registry import MODELS
+from torch import nn
+
+from ..layers import DIDBTransformerEncoderLayer
+from ..layers.local_difference import check_theta
+
+_ARCH_KEYS = {'embed_dims', 'num_layers', 'num_heads', 'feedforward_channels'}
+
+
+@MODELS.register_module()
+class DIDBViT(BaseBackbone):
+    """DIDB-ViT (Gao et al., arXiv:2507.02222) on the DeiT topology.
+
+    Full precision: patch embedding, position embedding, class token,
+    LayerNorms, softmax, residuals. Binary: every linear layer of every
+    block, the attention products and DIBA's local convolution. Outputs
+    follow mmpretrain's :class:`VisionTransformer` (``out_indices``,
+    ``out_type``), and so do the state-dict keys: a full-precision DeiT
+    checkpoint initialises the model through
+    ``init_cfg=dict(type='Pretrained', checkpoint=...)``; the binarizers',
+    norms' and activations' own parameters are reported missing.
+
+    Each DIDB module is a switch, so ablations are configs: all of ``diba``,
+    ``hfsc`` and ``irprelu`` off is the naive binary ViT (RPReLU activations),
+    and ``binary_weights=False, binary_acts=False`` is full precision.
+
+    Args:
+        arch (str | dict): 'mini', 'deit-tiny', 'deit-small' or a dict with
+            ``embed_dims``, ``num_layers``, ``num_heads`` and
+            ``feedforward_channels``. Defaults to 'deit-small'.
+        img_size (int | tuple): Input size the position embedding and token
+            offsets are made for; must be divisible by ``patch_size``.
+            Defaults to 224.
+        patch_size (int): Patch size. Defaults to 16.
+        in_channels (int): Input channels. Defaults to 3.
+        out_indices (int | Sequence[int]): Layers whose output is returned.
+            Defaults to -1.
+        out_type (str): 'raw', 'cls_token', 'featmap' or 'avg_featmap'.
+            Defaults to 'cls_token'.
+        with_cls_token (bool): Use a class token. Defaults to True.
+        drop_path_rate (float): Stochastic depth. Defaults to 0.
+        qkv_bias (bool): Bias on Q, K, V. Defaults to True.
+        final_norm (bool): LayerNorm after the last layer. Defaults to True.
+        interpolate_mode (str): Resize mode of position embedding and token
+            offsets. Defaults to 'bicubic'.
+        norm_cfg (dict): Norm config. Defaults to LN with eps 1e-6.
+        diba (bool): Differential-information binary attention. Defaults to
+            True.
+        theta (int): Odd neighbourhood size of DIBA's local term, 1 = off.
+            Defaults to 3.
+        hfsc (bool): High-fidelity (Haar-band) similarity. Defaults to True.
+        hfsc_alpha (float): Initial weight of the low band in [0, 1].
+            Defaults to 0.9.
+        irprelu (bool): IRPReLU (token offsets) instead of RPReLU. Defaults
+            to True.
+        binary_weights (bool): 1-bit weights. Defaults to True.
+        binary_acts (bool): 1-bit activations. Defaults to True.
+        act_cfg (dict, optional): Override the activation of the wrapped
+            linears entirely (e.g. ``dict(type='GELU')``); takes precedence
+            over ``irprelu``.
+        frozen_stages (int): Layers to freeze. Defaults to -1.
+        patch_cfg (dict): Extra arguments of the patch embedding.
+        init_cfg (dict, optional): Initialisation config.
+    """
+    arch_zoo = {
+        'mini': dict(embed_dims=64, num_layers=4, num_heads=2,
+                     feedforward_channels=256),
+        'deit-tiny': dict(embed_dims=192, num_layers=12, num_heads=3,
+                          feedforward_channels=768),
+        'deit-small': dict(embed_dims=384, num_layers=12, num_heads=6,
+                           feedforward_channels=1536),
+    }
+    OUT_TYPES = VisionTransformer.OUT_TYPES
+    num_extra_tokens = 1
+
+    def __init__(self,
+                 arch: Union[str, dict] = 'deit-small',
+                 img_size: Union[int, Sequence[int]] = 224,
+                 patch_size: int = 16,
+                 in_channels: int = 3,
+                 out_indices: Union[int, Sequence[int]] = -1,
+                 out_type: str = 'cls_token',
+                 with_cls_token: bool = True,
+                 drop_path_rate: float = 0.,
+                 qkv_bias: bool = True,
+                 final_norm: bool = True,
+                 interpolate_mode: str = 'bicubic',
+                 norm_cfg: dict = dict(type='LN', eps=1e-6),
+                 diba: bool = True,
+                 theta: int = 3,
+                 hfsc: bool = True,
+                 hfsc_alpha: float = 0.9,
+                 irprelu: bool = True,
+                 binary_weights: bool = True,
+                 binary_acts: bool = True,
+                 act_cfg: Optional[dict] = None,
+                 frozen_stages: int = -1,
+                 patch_cfg: dict = dict(),
+                 init_cfg: Optional[dict] = None):
+        super().__init__(init_cfg)
+        self.arch_settings = self._parse_arch(arch)
+        self.embed_dims = self.arch_settings['embed_dims']
+        self.num_layers = self.arch_settings['num_layers']
+        img_size = _check_img_size(img_size, patch_size)
+        check_theta(theta)
+        if not isinstance(hfsc_alpha, (int, float)) or \
+                not 0.0 <= hfsc_alpha <= 1.0:
+            raise ValueError('hfsc_alpha must be a number in [0, 1] (the '
+                             'initial weight of the low band, paper: 0.9), '
+                             f'got {hfsc_alpha!r}')
+        if out_type not in self.OUT_TYPES:
+            raise ValueError(f'out_type must be one of {self.OUT_TYPES}, got '
+                             f'{out_type!r}')
+        if out_type == 'cls_token' and not with_cls_token:
+            raise ValueError('with_cls_token must be True when '
+                             'out_type="cls_token"')
+        self.switches = dict(diba=diba, theta=theta, hfsc=hfsc,
+                             hfsc_alpha=hfsc_alpha, irprelu=irprelu,
+                             binary_weights=binary_weights,
+                             binary_acts=binary_acts)
+        self.patch_size = patch_size
+        self.patch_embed = PatchEmbed(
+            **dict(in_channels=in_channels, input_size=img_size,
+                   embed_dims=self.embed_dims, conv_type='Conv2d',
+                   kernel_size=patch_size, stride=patch_size, bias=True,
+                   **patch_cfg))
+        self.patch_resolution = self.patch_embed.init_out_size
+        num_patches = self.patch_resolution[0] * self.patch_resolution[1]
+
+        self.out_type = out_type
+        self.with_cls_token = with_cls_token
+        if with_cls_token:
+            self.cls_token = nn.Parameter(torch.zeros(1, 1, self.embed_dims))
+        else:
+            self.cls_token = None
+            self.num_extra_tokens = 0
+        num_tokens = num_patches + self.num_extra_tokens
+        self.interpolate_mode = interpolate_mode
+        self.pos_embed = nn.Parameter(
+            torch.zeros(1, num_tokens, self.embed_dims))
+        self._register_load_state_dict_pre_hook(self._prepare_pos_embed)
+        self.drop_after_pos = nn.Identity()
+        self.pre_norm = nn.Identity()
+
+        self.out_indices = self._parse_out_indices(out_indices)
+        if act_cfg is None:
+            act_cfg = dict(type='IRPReLU' if irprelu else 'RPReLU')
+        binary = dict(binary_weights=binary_weights, binary_acts=binary_acts,
+                      act_cfg=act_cfg, norm_cfg=norm_cfg)
+        similarity_cfg = dict(type='HFSC', alpha=hfsc_alpha) if hfsc \
+            else dict(type='DotProductSimilarity')
+        attn_cfg = dict(qkv_bias=qkv_bias, diba=diba, theta=theta,
+                        similarity_cfg=similarity_cfg, **binary)
+        dpr = np.linspace(0, drop_path_rate, self.num_layers)
+        self.layers = nn.ModuleList([
+            DIDBTransformerEncoderLayer(
+                self.embed_dims, self.arch_settings['num_heads'],
+                self.arch_settings['feedforward_channels'], num_tokens,
+                self.num_extra_tokens, float(dpr[i]), norm_cfg, attn_cfg,
+                binary) for i in range(self.num_layers)
+        ])
+
+        self.final_norm = final_norm
+        if final_norm:
+            self.ln1 = build_norm_layer(norm_cfg, self.embed_dims)[1]
+        if out_type == 'avg_featmap':
+            self.ln2 = build_norm_layer(norm_cfg, self.embed_dims)[1]
+        self.frozen_stages = frozen_stages
+        if frozen_stages > 0:
+            self._freeze_stages()
+
+    # mmpretrain's ViT logic works unchanged on our attributes.
+    _prepare_pos_embed = VisionTransformer._prepare_pos_embed
+    _freeze_stages = VisionTransformer._freeze_stages
+    _format_output = VisionTransformer._format_output
+    get_layer_depth = VisionTransformer.get_layer_depth
+    norm1 = VisionTransformer.norm1
+    norm2 = VisionTransformer.norm2
+
+    def _parse_arch(self, arch) -> dict:
+        if isinstance(arch, str):
+            if arch.lower() not in self.arch_zoo:
+                raise ValueError(
+                    f'DIDBViT: unknown arch {arch!r}; accepted: '
+                    f'{", ".join(self.arch_zoo)} or a dict with '
+                    f'{sorted(_ARCH_KEYS)}')
+            return dict(self.arch_zoo[arch.lower()])
+        if not isinstance(arch, dict) or not _ARCH_KEYS <= set(arch):
+            raise ValueError(f'DIDBViT: a custom arch must be a dict with '
+                             f'{sorted(_ARCH_KEYS)}, got {arch!r}')
+        return dict(arch)
+
+    def _parse_out_indices(self, out_indices) -> list:
+        if isinstance(out_indices, int):
+            out_indices = [out_indices]
+        parsed = []
+        for index in out_indices:
+            real = self.num_layers + index if index < 0 else index
+            if not 0 <= real < self.num_layers:
+                raise ValueError(f'out_indices: {index} is outside the '
+                                 f'{self.num_layers} layers')
+            parsed.append(real)
+        return parsed
+
+    def init_weights(self):
+        super().init_weights()
+        if not (isinstance(self.init_cfg, dict)
+                and self.init_cfg['type'] == 'Pretrained'):
+            trunc_normal_(self.pos_embed, std=0.02)
+
+    def forward(self, x: torch.Tensor) -> tuple:
+        if x.shape[-2] % self.patch_size or x.shape[-1] % self.patch_size:
+            raise ValueError(
+                f'DIDBViT: input size {tuple(x.shape[-2:])} is not divisible '
+                f'by patch_size={self.patch_size}; resize or crop the input '
+                'to a multiple of the patch size')
+        batch = x.shape[0]
+        x, patch_resolution = self.patch_embed(x)
+        if self.cls_token is not None:
+            x = torch.cat((self.cls_token.expand(batch, -1, -1), x), dim=1)
+        x = x + resize_pos_embed(
+            self.pos_embed,
+            self.patch_resolution,
+            patch_resolution,
+            mode=self.interpolate_mode,
+            num_extra_tokens=self.num_extra_tokens)
+        outs = []
+        for i, layer in enumerate(self.layers):
+            x = layer(x, patch_resolution)
+            if i == len(self.layers) - 1 and self.final_norm:
+                x = self.ln1(x)
+            if i in self.out_indices:
+                outs.append(self._format_output(x, patch_resolution))
+        return tuple(outs)
+
+
+def _check_img_size(img_size, patch_size):
+    size = (img_size, img_size) if isinstance(img_size, int) \
+        else tuple(img_size)
+    if len(size) != 2 or any(s % patch_size for s in size):
+        raise ValueError(
+            f'DIDBViT: img_size={img_size} must be divisible by '
+            f'patch_size={patch_size} (e.g. 224 with patch 16, 28 with '
+            'patch 4)')
+    return size

@@ -1,0 +1,18 @@
+from .binarizers import (ElasticBinarizer, RSign, WeightBinarizer, approx_sign,
+                         binarize_weight, sign)
+from .binary_linear import BinaryLinear
+from .diba import DIBA
+from .encoder_layer import DIDBTransformerEncoderLayer
+from .ffn import BinaryFFN
+from .haar import StationaryHaarSplit, haar_split_grid
+from .irprelu import IRPReLU
+from .local_difference import LocalDifference
+from .similarity import HFSC, DotProductSimilarity
+from .wrapped_linear import WrappedBinaryLinear
+
+__all__ = [
+    'sign', 'approx_sign', 'binarize_weight', 'WeightBinarizer', 'RSign',
+    'ElasticBinarizer', 'BinaryLinear', 'WrappedBinaryLinear', 'IRPReLU',
+    'StationaryHaarSplit', 'haar_split_grid', 'HFSC', 'DotProductSimilarity',
+    'LocalDifference', 'DIBA', 'BinaryFFN', 'DIDBTransformerEncoderLayer'
+]

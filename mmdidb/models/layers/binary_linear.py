@@ -1,0 +1,50 @@
+"""Binary linear layer: binarized input activations times binarized weights."""
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .binarizers import RSign, binarize_weight
+
+
+class BinaryLinear(nn.Linear):
+    """``nn.Linear`` with 1-bit weights and/or 1-bit input activations.
+
+    Keeps ``weight`` and ``bias`` under the names ``nn.Linear`` uses, so a
+    full-precision checkpoint loads into it unchanged. The bias stays full
+    precision and is added after the (simulated) integer product.
+
+    Args:
+        in_features (int): Input channels.
+        out_features (int): Output channels.
+        bias (bool): Whether to learn a bias. Defaults to True.
+        binary_weights (bool): Binarize the weight (METHOD.md 1, one scale
+            per output channel). Defaults to True.
+        binary_acts (bool): Binarize the input with :class:`RSign`.
+            Defaults to True.
+    """
+
+    def __init__(self,
+                 in_features: int,
+                 out_features: int,
+                 bias: bool = True,
+                 binary_weights: bool = True,
+                 binary_acts: bool = True):
+        super().__init__(in_features, out_features, bias=bias)
+        self.binary_weights = binary_weights
+        self.binary_acts = binary_acts
+        self.input_binarizer = RSign(in_features) if binary_acts else None
+
+    def binary_weight(self) -> torch.Tensor:
+        """The weight used in the forward pass (binarized if configured)."""
+        if self.binary_weights:
+            return binarize_weight(self.weight)
+        return self.weight
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.input_binarizer is not None:
+            x = self.input_binarizer(x)
+        return F.linear(x, self.binary_weight(), self.bias)
+
+    def extra_repr(self) -> str:
+        return (f'{super().extra_repr()}, binary_weights={self.binary_weights}'
+                f', binary_acts={self.binary_acts}')

@@ -1,0 +1,43 @@
+"""One-level stationary (non-downsampled) Haar split (METHOD.md section 4)."""
+from typing import Optional, Sequence, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .token_grid import grid_to_tokens, tokens_to_grid
+
+
+def haar_split_grid(grid: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Split a (B, C, H, W) map into its low and high bands.
+
+    ``low`` at (i, j) is the mean of the 2x2 window starting there (stride 1,
+    the last row/column replicate-padded); ``high = x - low`` is the sum of
+    the three detail bands, so ``low + high == x``.
+    """
+    padded = F.pad(grid, (0, 1, 0, 1), mode='replicate')
+    low = F.avg_pool2d(padded, kernel_size=2, stride=1)
+    return low, grid - low
+
+
+class StationaryHaarSplit(nn.Module):
+    """Haar split of a token sequence on its patch grid.
+
+    Extra (class) tokens are not on the grid: their low band is the token
+    itself and their high band is zero.
+
+    Args:
+        num_extra_tokens (int): Leading tokens not on the grid. Defaults to 1.
+    """
+
+    def __init__(self, num_extra_tokens: int = 1):
+        super().__init__()
+        self.num_extra_tokens = num_extra_tokens
+
+    def forward(self, x: torch.Tensor,
+                hw_shape: Optional[Sequence[int]] = None):
+        """Return ``(low, high)``, each shaped like ``x`` (B, N, C)."""
+        extra, grid = tokens_to_grid(x, hw_shape, self.num_extra_tokens)
+        low, high = haar_split_grid(grid)
+        return (grid_to_tokens(extra, low),
+                grid_to_tokens(torch.zeros_like(extra), high))

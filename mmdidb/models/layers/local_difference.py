@@ -1,0 +1,67 @@
+"""DIBA's local differential term ``D(V)`` (METHOD.md section 3)."""
+from typing import Optional, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .binarizers import binarize_weight
+from .token_grid import grid_to_tokens, tokens_to_grid
+
+
+class LocalDifference(nn.Module):
+    """``D_i = s ⊙ Σ_{j in θ×θ(i)} w_j (v_j - v_i)``, depthwise, per channel.
+
+    Implemented (METHOD.md choice) as a depthwise θ×θ convolution of V laid
+    out on the patch grid minus, at each position, the sum of the kernel
+    weights that fall inside the grid times the centre value; so border
+    tokens only see real neighbours (zero padding would add ``-w v_i`` terms
+    for absent ones). The kernel is binarized like every binary weight; the
+    input V is already ±1 when activations are binary. A learnable
+    per-channel scale ``s`` starts at 0, so the term starts switched off and
+    the model first trains as plain DIBA. Extra (class) tokens get ``D = 0``.
+
+    Args:
+        channels (int): Channels of V (heads x head dim).
+        theta (int): Odd kernel size; 1 gives ``D = 0``.
+        num_extra_tokens (int): Leading tokens off the grid. Defaults to 1.
+        binary_weights (bool): Binarize the kernel. Defaults to True.
+    """
+
+    def __init__(self, channels: int, theta: int = 3, num_extra_tokens: int = 1,
+                 binary_weights: bool = True):
+        super().__init__()
+        check_theta(theta)
+        self.theta = theta
+        self.num_extra_tokens = num_extra_tokens
+        self.binary_weights = binary_weights
+        self.weight = nn.Parameter(torch.empty(channels, 1, theta, theta))
+        nn.init.kaiming_uniform_(self.weight, a=5**0.5)
+        self.scale = nn.Parameter(torch.zeros(channels))
+
+    def kernel(self) -> torch.Tensor:
+        return binarize_weight(self.weight) if self.binary_weights \
+            else self.weight
+
+    def forward(self, v: torch.Tensor,
+                hw_shape: Optional[Sequence[int]] = None) -> torch.Tensor:
+        """``D(V)`` for (B, N, C) values, same shape."""
+        extra, grid = tokens_to_grid(v, hw_shape, self.num_extra_tokens)
+        kernel = self.kernel()
+        pad = self.theta // 2
+        channels = grid.shape[1]
+        neighbours = F.conv2d(grid, kernel, padding=pad, groups=channels)
+        inside = torch.ones_like(grid[:1, :1]).expand(1, channels,
+                                                      *grid.shape[2:])
+        weight_sums = F.conv2d(inside, kernel, padding=pad, groups=channels)
+        diff = (neighbours - weight_sums * grid) * self.scale.view(1, -1, 1, 1)
+        return grid_to_tokens(torch.zeros_like(extra), diff)
+
+
+def check_theta(theta) -> None:
+    """Raise a ValueError naming ``theta`` unless it is an odd int >= 1."""
+    if not isinstance(theta, int) or isinstance(theta, bool) or theta < 1 \
+            or theta % 2 == 0:
+        raise ValueError(f'theta must be an odd integer >= 1 (1 turns the '
+                         f'local term off, 3 is the paper\'s best), got '
+                         f'{theta!r}')

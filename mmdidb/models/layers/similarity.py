@@ -1,0 +1,115 @@
+"""Attention similarity ``Q Kᵀ``: plain binary, or HFSC (METHOD.md section 4)."""
+from typing import Callable, Optional, Sequence
+
+import torch
+from mmengine.registry import MODELS
+from torch import nn
+
+from .binarizers import RSign
+from .haar import StationaryHaarSplit
+from .wrapped_linear import apply_activation
+
+
+def split_heads(x: torch.Tensor, num_heads: int) -> torch.Tensor:
+    """(B, N, C) -> (B, heads, N, C // heads)."""
+    b, n, c = x.shape
+    return x.reshape(b, n, num_heads, c // num_heads).transpose(1, 2)
+
+
+def merge_heads(x: torch.Tensor) -> torch.Tensor:
+    """(B, heads, N, d) -> (B, N, heads * d)."""
+    b, h, n, d = x.shape
+    return x.transpose(1, 2).reshape(b, n, h * d)
+
+
+class _QKBinarizers(nn.Module):
+    """RSign for the Q and K entering the binary product (or identity)."""
+
+    def __init__(self, embed_dims: int, binary_acts: bool):
+        super().__init__()
+        self.q = RSign(embed_dims) if binary_acts else nn.Identity()
+        self.k = RSign(embed_dims) if binary_acts else nn.Identity()
+
+    def product(self, q: torch.Tensor, k: torch.Tensor,
+                num_heads: int) -> torch.Tensor:
+        q = split_heads(self.q(q), num_heads)
+        k = split_heads(self.k(k), num_heads)
+        return q @ k.transpose(-2, -1)
+
+
+@MODELS.register_module()
+class DotProductSimilarity(nn.Module):
+    """``Sim = Q_b K_bᵀ`` from the projections of the attention input.
+
+    This is the similarity of the naive binary attention (HFSC off).
+
+    Args:
+        embed_dims (int): Channels of Q and K.
+        num_heads (int): Attention heads.
+        binary_acts (bool): Binarize Q and K before the product.
+        num_extra_tokens (int): Unused; accepted so both similarities take
+            the same arguments.
+    """
+
+    def __init__(self, embed_dims: int, num_heads: int, binary_acts: bool = True,
+                 num_extra_tokens: int = 1):
+        super().__init__()
+        self.num_heads = num_heads
+        self.binarizers = _QKBinarizers(embed_dims, binary_acts)
+
+    def forward(self, x: torch.Tensor, hw_shape: Optional[Sequence[int]],
+                q_proj: Callable, k_proj: Callable) -> torch.Tensor:
+        """Return (B, heads, N, N) similarities, unscaled."""
+        q = apply_activation(q_proj, x, hw_shape)
+        k = apply_activation(k_proj, x, hw_shape)
+        return self.binarizers.product(q, k, self.num_heads)
+
+
+@MODELS.register_module()
+class HFSC(nn.Module):
+    """High-Fidelity Similarity Calculation.
+
+    ``Sim = a * Q_low K_lowᵀ + (1 - a) * Q_high K_highᵀ`` with the bands of a
+    stationary Haar split of the attention input. The two bands share the
+    attention's Q/K projections (METHOD.md choice: DeiT-compatible parameters
+    and checkpoints); each band has its own activation binarizers because the
+    bands' value ranges differ. ``a`` is learnable and clamped to [0, 1].
+
+    Args:
+        embed_dims (int): Channels of Q and K.
+        num_heads (int): Attention heads.
+        binary_acts (bool): Binarize Q and K before the products.
+        num_extra_tokens (int): Leading tokens off the patch grid.
+        alpha (float): Initial ``a`` in [0, 1]. Defaults to 0.9.
+        learnable_alpha (bool): Learn ``a``. Defaults to True.
+    """
+
+    def __init__(self,
+                 embed_dims: int,
+                 num_heads: int,
+                 binary_acts: bool = True,
+                 num_extra_tokens: int = 1,
+                 alpha: float = 0.9,
+                 learnable_alpha: bool = True):
+        super().__init__()
+        if not 0.0 <= alpha <= 1.0:
+            raise ValueError(f'HFSC: alpha (hfsc_alpha) must be in [0, 1], '
+                             f'got {alpha}')
+        self.num_heads = num_heads
+        self.split = StationaryHaarSplit(num_extra_tokens)
+        self.low = _QKBinarizers(embed_dims, binary_acts)
+        self.high = _QKBinarizers(embed_dims, binary_acts)
+        self.alpha = nn.Parameter(torch.tensor(float(alpha)),
+                                  requires_grad=learnable_alpha)
+
+    def forward(self, x: torch.Tensor, hw_shape: Optional[Sequence[int]],
+                q_proj: Callable, k_proj: Callable) -> torch.Tensor:
+        """Return (B, heads, N, N) similarities, unscaled."""
+        low, high = self.split(x, hw_shape)
+        sims = []
+        for band, binarizers in ((low, self.low), (high, self.high)):
+            q = apply_activation(q_proj, band, hw_shape)
+            k = apply_activation(k_proj, band, hw_shape)
+            sims.append(binarizers.product(q, k, self.num_heads))
+        a = self.alpha.clamp(0.0, 1.0)
+        return a * sims[0] + (1 - a) * sims[1]

@@ -1,0 +1,99 @@
+"""BinaryViT-style wrapped linear: ``act(Norm(BinaryLinear(x)) + shortcut(x))``."""
+from typing import Optional, Sequence
+
+import torch
+from mmcv.cnn import build_activation_layer, build_norm_layer
+
+from .binary_linear import BinaryLinear
+
+
+class WrappedBinaryLinear(BinaryLinear):
+    """A binary linear layer with its own norm, shortcut and activation.
+
+    METHOD.md section 2: every binary linear layer of the block is wrapped as
+    ``y = act(Norm(BinaryLinear(x)) + shortcut(x))``. The shortcut is the
+    identity for square layers, a channel repeat for an expansion ``d -> r*d``
+    (each channel repeated ``r`` times in place, ``repeat_interleave``) and
+    the average of each group of ``r`` consecutive channels for a reduction
+    ``r*d -> d``, so that a reduction's shortcut undoes an expansion's.
+
+    The layer is a :class:`BinaryLinear` itself, so its ``weight``/``bias``
+    keep the state-dict names of the ``nn.Linear`` it replaces.
+
+    Args:
+        in_features (int): Input channels.
+        out_features (int): Output channels; must equal, divide or be a
+            multiple of ``in_features``.
+        bias (bool): Learn a bias. Defaults to True.
+        binary_weights (bool): 1-bit weights. Defaults to True.
+        binary_acts (bool): 1-bit input activations. Defaults to True.
+        norm_cfg (dict): Norm after the product. Defaults to LayerNorm.
+        act_cfg (dict, optional): Activation at the end, None for none.
+            ``IRPReLU`` receives ``num_channels``/``num_tokens`` from here.
+        num_tokens (int, optional): Token count for IRPReLU's offsets.
+        num_extra_tokens (int): Extra (class) tokens. Defaults to 1.
+    """
+
+    takes_hw_shape = True
+
+    def __init__(self,
+                 in_features: int,
+                 out_features: int,
+                 bias: bool = True,
+                 binary_weights: bool = True,
+                 binary_acts: bool = True,
+                 norm_cfg: dict = dict(type='LN', eps=1e-6),
+                 act_cfg: Optional[dict] = dict(type='IRPReLU'),
+                 num_tokens: Optional[int] = None,
+                 num_extra_tokens: int = 1):
+        super().__init__(in_features, out_features, bias, binary_weights,
+                         binary_acts)
+        if out_features % in_features and in_features % out_features:
+            raise ValueError(
+                f'WrappedBinaryLinear: out_features={out_features} and '
+                f'in_features={in_features} must be equal or one a multiple '
+                'of the other for the shortcut')
+        self.norm = build_norm_layer(norm_cfg, out_features)[1]
+        self.act = build_token_activation(act_cfg, out_features, num_tokens,
+                                          num_extra_tokens)
+
+    def shortcut(self, x: torch.Tensor) -> torch.Tensor:
+        if self.out_features > self.in_features:
+            return x.repeat_interleave(self.out_features // self.in_features,
+                                       dim=-1)
+        if self.out_features < self.in_features:
+            ratio = self.in_features // self.out_features
+            return x.unflatten(-1, (self.out_features, ratio)).mean(-1)
+        return x
+
+    def forward(self,
+                x: torch.Tensor,
+                hw_shape: Optional[Sequence[int]] = None) -> torch.Tensor:
+        y = self.norm(super().forward(x)) + self.shortcut(x)
+        return apply_activation(self.act, y, hw_shape)
+
+
+def build_token_activation(act_cfg: Optional[dict], num_channels: int,
+                           num_tokens: Optional[int],
+                           num_extra_tokens: int):
+    """Build ``act_cfg``, filling in channel/token counts for IRPReLU."""
+    if act_cfg is None:
+        return None
+    act_cfg = dict(act_cfg)
+    if act_cfg['type'] in ('IRPReLU', 'RPReLU'):
+        if act_cfg['type'] == 'RPReLU':
+            act_cfg.update(type='IRPReLU', num_tokens=None)
+        act_cfg.setdefault('num_channels', num_channels)
+        act_cfg.setdefault('num_tokens', num_tokens)
+        act_cfg.setdefault('num_extra_tokens', num_extra_tokens)
+    return build_activation_layer(act_cfg)
+
+
+def apply_activation(act, x: torch.Tensor,
+                     hw_shape: Optional[Sequence[int]] = None):
+    """Call ``act``, passing the patch grid to activations that take it."""
+    if act is None:
+        return x
+    if getattr(act, 'takes_hw_shape', False):
+        return act(x, hw_shape)
+    return act(x)
