@@ -5,8 +5,8 @@ Importing the package first applies the compatibility fixes of
 imported), then registers the models, hooks and datasets when the OpenMMLab
 packages are installed. ``mmdidb.ops`` needs only torch (and CuPy on GPU).
 """
-from .version import __version__  # noqa: F401
 from . import compat
+from .version import __version__  # noqa: F401
 
 compat.apply_all()
 

@@ -189,10 +189,11 @@ class UnsafeCheckpointError(pickle.UnpicklingError):
 def _history_buffer_getattr(obj, name):
     """``getattr`` limited to what mmengine's ``HistoryBuffer`` pickles.
 
-    A ``HistoryBuffer`` pickles its bound statistics methods (``min``,
-    ``max``, ...) through ``builtins.getattr`` on the class. Allowing the real ``getattr``
-    would let a pickle walk from any allowed object to ``os.system``, so this
-    stand-in answers only those method names on ``HistoryBuffer`` objects.
+    A ``HistoryBuffer`` pickles its statistics methods (``min``, ``max``,
+    ...) as ``builtins.getattr(HistoryBuffer, name)``. Allowing the real
+    ``getattr`` would let a pickle walk from any allowed object to
+    ``os.system``, so this stand-in answers only those method names on
+    ``HistoryBuffer`` and its instances.
     """
     from mmengine.logging.history_buffer import HistoryBuffer
     allowed = set(HistoryBuffer._statistics_methods) | {

@@ -2,11 +2,12 @@
 import argparse
 import os
 
-import mmdidb  # noqa: F401  (first: applies mmdidb.compat)
-from mmdidb.apis import format_metrics, load_config
 from mmengine.config import DictAction
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
+
+import mmdidb  # noqa: F401  (first: applies mmdidb.compat)
+from mmdidb.apis import format_metrics, load_config
 
 
 def parse_args():

@@ -8,12 +8,13 @@ import argparse
 import os
 import os.path as osp
 
-import mmdidb  # noqa: F401  (first: applies mmdidb.compat)
-from mmdidb.apis import format_metrics, load_config
-from mmdidb.engine import MetricsRecorderHook
 from mmengine.config import DictAction
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
+
+import mmdidb  # noqa: F401  (first: applies mmdidb.compat)
+from mmdidb.apis import format_metrics, load_config
+from mmdidb.engine import MetricsRecorderHook
 
 
 def parse_args():

@@ -1,8 +1,13 @@
 import pytest
 import torch
 
-from mmdidb.models.layers import (ElasticBinarizer, RSign, approx_sign,
-                                  binarize_weight, sign)
+from mmdidb.models.layers import (
+    ElasticBinarizer,
+    RSign,
+    approx_sign,
+    binarize_weight,
+    sign,
+)
 
 
 def test_sign_of_zero_is_plus_one():

@@ -10,6 +10,15 @@ import warnings
 
 import pytest
 import torch
+
+from mmdidb.ops import (
+    bmm_mask_pm1,
+    bmm_pm1,
+    cuda_backend,
+    pack_mask,
+    pack_signs,
+)
+
 from ops_helpers import (
     exact_mask_product,
     exact_pm1_product,
@@ -17,8 +26,6 @@ from ops_helpers import (
     random_values,
     scribble_padding,
 )
-
-from mmdidb.ops import bmm_mask_pm1, bmm_pm1, cuda_backend, pack_mask, pack_signs
 
 HAS_GPU = torch.cuda.is_available() and importlib.util.find_spec(
     'cupy') is not None

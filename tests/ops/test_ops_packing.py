@@ -3,9 +3,10 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from ops_helpers import pm1, random_mask, random_values
 
 from mmdidb.ops import pack_mask, pack_signs, unpack_mask, unpack_signs
+
+from ops_helpers import pm1, random_mask, random_values
 
 SETTINGS = settings(max_examples=60, deadline=None)
 lengths = st.integers(min_value=1, max_value=700)

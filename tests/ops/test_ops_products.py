@@ -2,6 +2,9 @@
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+from mmdidb.ops import bmm_mask_pm1, bmm_pm1, pack_mask, pack_signs, reference
+
 from ops_helpers import (
     exact_mask_product,
     exact_pm1_product,
@@ -9,8 +12,6 @@ from ops_helpers import (
     random_values,
     scribble_padding,
 )
-
-from mmdidb.ops import bmm_mask_pm1, bmm_pm1, pack_mask, pack_signs, reference
 
 SETTINGS = settings(max_examples=60, deadline=None)
 lengths = st.integers(min_value=1, max_value=700)

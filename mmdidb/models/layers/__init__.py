@@ -1,5 +1,11 @@
-from .binarizers import (ElasticBinarizer, RSign, WeightBinarizer, approx_sign,
-                         binarize_weight, sign)
+from .binarizers import (
+                         ElasticBinarizer,
+                         RSign,
+                         WeightBinarizer,
+                         approx_sign,
+                         binarize_weight,
+                         sign,
+)
 from .binary_linear import BinaryLinear
 from .diba import DIBA
 from .encoder_layer import DIDBTransformerEncoderLayer

@@ -1,0 +1,143 @@
+"""The command-line tools, run as a user runs them (subprocesses)."""
+import os
+import re
+import socket
+import subprocess
+import sys
+
+import mmpretrain
+import pytest
+import torch
+
+from helpers import REPO_ROOT, make_fashion_mnist
+
+CONFIG = 'configs/didbvit/didbvit-mini_fashion-mnist.py'
+ACCURACY = re.compile(r'accuracy/top1: ([0-9.]+)')
+
+
+def tiny_options(data_root, epochs=1):
+    opts = [f'train_cfg.max_epochs={epochs}',
+            'train_dataloader.batch_size=8',
+            'val_dataloader.batch_size=8',
+            'test_dataloader.batch_size=8',
+            'default_hooks.logger.interval=1']
+    for loader in ('train', 'val', 'test'):
+        opts.append(f'{loader}_dataloader.dataset.data_prefix={data_root}')
+    return ['--cfg-options'] + opts
+
+
+def run(cmd, **kwargs):
+    env = dict(os.environ, PYTHONUNBUFFERED='1')
+    env.update(kwargs.pop('env', {}))
+    result = subprocess.run(cmd, cwd=REPO_ROOT, env=env, capture_output=True,
+                            text=True, timeout=600, **kwargs)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-4000:]
+    return output
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+def state_dict(path):
+    from mmdidb.compat import safe_torch_load
+    return safe_torch_load(str(path))['state_dict']
+
+
+@pytest.fixture(scope='module')
+def data_root(tmp_path_factory):
+    return make_fashion_mnist(str(tmp_path_factory.mktemp('fmnist')), 16, 16)
+
+
+def test_train_then_test_reports_the_same_accuracy(data_root, tmp_path):
+    work = tmp_path / 'work'
+    out = run([sys.executable, 'tools/train.py', CONFIG, '--work-dir',
+               str(work)] + tiny_options(data_root))
+    assert 'Epoch(train) [1][1/2]' in out  # progress log
+    final = re.search(r'Final validation metrics .*accuracy/top1: ([0-9.]+)',
+                      out)
+    assert final, out[-2000:]
+    out = run([sys.executable, 'tools/test.py', CONFIG,
+               str(work / 'epoch_1.pth'), '--work-dir',
+               str(tmp_path / 'test')] + tiny_options(data_root))
+    tested = re.search(r'Test metrics .*accuracy/top1: ([0-9.]+)', out)
+    assert tested and float(tested.group(1)) == float(final.group(1))
+
+
+def test_resume_ends_like_the_uninterrupted_run(data_root, tmp_path):
+    base = [sys.executable, 'tools/train.py', CONFIG]
+    run(base + ['--work-dir', str(tmp_path / 'straight')] +
+        tiny_options(data_root, epochs=2))
+    # the same run stopped after its first epoch checkpoint, then resumed
+    # (the schedule's length comes from the config file, not max_epochs)
+    run(base + ['--work-dir', str(tmp_path / 'split')] +
+        tiny_options(data_root, epochs=1))
+    out = run(base + ['--work-dir', str(tmp_path / 'split'), '--resume'] +
+              tiny_options(data_root, epochs=2))
+    assert 'resumed epoch: 1' in out
+    straight = state_dict(tmp_path / 'straight' / 'epoch_2.pth')
+    resumed = state_dict(tmp_path / 'split' / 'epoch_2.pth')
+    first = state_dict(tmp_path / 'split' / 'epoch_1.pth')
+    assert straight.keys() == resumed.keys()
+    assert any(not torch.equal(first[k], resumed[k]) for k in first)
+    for key in straight:
+        assert torch.equal(straight[key], resumed[key]), key
+
+
+def test_mmpretrain_stock_tools_with_only_custom_imports(tmp_path):
+    root = make_fashion_mnist(str(tmp_path / 'plain'), 16, 8, compress=False)
+    config = tmp_path / 'user_config.py'
+    config.write_text(f'''
+_base_ = ['mmpretrain::_base_/default_runtime.py']
+custom_imports = dict(imports=['mmdidb'], allow_failed_imports=False)
+model = dict(
+    type='ImageClassifier',
+    backbone=dict(type='DIDBViT', arch='mini', img_size=28, patch_size=7,
+                  in_channels=1),
+    neck=None,
+    head=dict(type='LinearClsHead', num_classes=10, in_channels=64,
+              loss=dict(type='CrossEntropyLoss')))
+data_preprocessor = dict(num_classes=10, mean=[73.], std=[90.], to_rgb=False)
+pipeline = [dict(type='PackInputs')]
+train_dataloader = dict(
+    batch_size=8, num_workers=0,
+    dataset=dict(type='FashionMNIST', data_prefix='{root}', download=False,
+                 pipeline=pipeline),
+    sampler=dict(type='DefaultSampler', shuffle=True))
+val_dataloader = dict(
+    batch_size=8, num_workers=0,
+    dataset=dict(type='FashionMNIST', data_prefix='{root}', download=False,
+                 test_mode=True, pipeline=pipeline),
+    sampler=dict(type='DefaultSampler', shuffle=False))
+val_evaluator = dict(type='Accuracy', topk=(1, ))
+test_dataloader = val_dataloader
+test_evaluator = val_evaluator
+optim_wrapper = dict(optimizer=dict(type='AdamW', lr=1e-3))
+train_cfg = dict(by_epoch=True, max_epochs=1, val_interval=1)
+val_cfg = dict()
+test_cfg = dict()
+''')
+    tools = os.path.join(os.path.dirname(mmpretrain.__file__), '.mim', 'tools')
+    work = tmp_path / 'work'
+    out = run([sys.executable, os.path.join(tools, 'train.py'), str(config),
+               '--work-dir', str(work), '--no-persistent-workers'])
+    assert ACCURACY.search(out)
+    # mmpretrain's own test.py loads the checkpoint through mmdidb's
+    # weights_only loader, brought in by custom_imports alone
+    out = run([sys.executable, os.path.join(tools, 'test.py'), str(config),
+               str(work / 'epoch_1.pth'), '--work-dir', str(tmp_path / 't')])
+    assert ACCURACY.search(out)
+
+
+def test_dist_train_two_processes_on_cpu(data_root, tmp_path):
+    work = tmp_path / 'dist'
+    out = run(['bash', 'tools/dist_train.sh', CONFIG, '2', '--work-dir',
+               str(work)] + tiny_options(data_root),
+              env=dict(PORT=str(free_port())))
+    assert 'Distributed training: True' in out
+    assert re.search(r'world_size: 2|GPU number: 2', out)
+    assert ACCURACY.search(out)
+    assert (work / 'epoch_1.pth').is_file()
