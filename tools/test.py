@@ -6,7 +6,7 @@ from mmengine.config import DictAction
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
-import mmdidb  # noqa: F401  (first: applies mmdidb.compat)
+import mmdidb  # noqa: F401  (applies mmdidb.compat before mmpretrain loads)
 from mmdidb.apis import format_metrics, load_config
 
 

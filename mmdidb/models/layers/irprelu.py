@@ -2,6 +2,7 @@
 from typing import Optional, Sequence
 
 import torch
+import torch.nn.functional as F
 from mmengine.registry import MODELS
 from torch import nn
 
@@ -82,11 +83,13 @@ class IRPReLU(nn.Module):
                 only when its token count differs from ``num_tokens`` and the
                 grid is not square.
         """
-        shifted = x - self.gamma
-        y = shifted.clamp(min=0) + shifted.clamp(max=0) * self.slope + self.zeta
+        # F.prelu takes channels on dim 1: a 2-D view puts them there.
+        shifted = (x - self.gamma).reshape(-1, x.shape[-1])
+        y = F.prelu(shifted, self.slope).view_as(x)
+        shift = self.zeta
         if self.token_offset is not None:
-            y = y + self.offset_for(x.shape[-2], hw_shape)
-        return y
+            shift = shift + self.offset_for(x.shape[-2], hw_shape)
+        return y + shift
 
     def _resize_on_load(self, state_dict, prefix, *args, **kwargs):
         key = prefix + 'token_offset'
