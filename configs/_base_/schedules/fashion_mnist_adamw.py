@@ -1,7 +1,7 @@
 # A few epochs of AdamW + cosine: the quick-start budget on 2 CPU cores.
-max_epochs = 3
+max_epochs = 4
 optim_wrapper = dict(
-    optimizer=dict(type='AdamW', lr=2e-3, weight_decay=0.0),
+    optimizer=dict(type='AdamW', lr=3e-3, weight_decay=0.0),
     clip_grad=dict(max_norm=5.0))
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0,
