@@ -136,7 +136,8 @@ class ElasticBinarizer(nn.Module):
         num_heads (int): One ``alpha`` per head.
         num_tokens (int): Token count used for the initial ``alpha``.
         lsq_grad_scale (bool): Scale alpha's gradient by
-            ``1 / sqrt(elements per alpha)`` as LSQ does. Defaults to True.
+            ``1 / sqrt(N * N)``, the elements per alpha of one sample, as LSQ
+            does. Defaults to True.
     """
 
     def __init__(self, num_heads: int, num_tokens: int,
@@ -151,7 +152,9 @@ class ElasticBinarizer(nn.Module):
         alpha = self.alpha.clamp(min=1e-6).view(1, -1, 1, 1)
         grad_scale = 1.0
         if self.lsq_grad_scale:
-            per_alpha = probs.numel() // self.num_heads
+            # LSQ counts the features of one sample, not of the batch, so
+            # the gradient does not change with the (micro-)batch size
+            per_alpha = probs[0].numel() // self.num_heads
             grad_scale = 1.0 / math.sqrt(per_alpha)
         return _ElasticBinarize.apply(probs, alpha, grad_scale)
 
