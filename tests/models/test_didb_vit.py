@@ -28,6 +28,14 @@ def test_output_shapes_at_two_sizes(size):
     assert raw[0].shape == (1, 1 + grid[0] * grid[1], 64)
 
 
+def test_non_square_configured_size_runs_at_other_sizes():
+    model = DIDBViT(arch='mini', img_size=(24, 40), patch_size=8,
+                    out_type='featmap')
+    assert model.layers[0].attn.q.act.token_grid == (3, 5)
+    assert model(torch.randn(1, 3, 24, 40))[0].shape == (1, 64, 3, 5)
+    assert model(torch.randn(1, 3, 40, 24))[0].shape == (1, 64, 5, 3)
+
+
 def test_builds_from_the_mmpretrain_registry_and_trains():
     model = MODELS.build(dict(type='DIDBViT', **SMALL))
     model(torch.randn(2, 3, 32, 32))[0].sum().backward()

@@ -1,10 +1,12 @@
 """DIDB-ViT: the fully binary DeiT backbone."""
+import re
 from typing import Optional, Sequence, Union
 
 import numpy as np
 import torch
 from mmcv.cnn import build_norm_layer
 from mmcv.cnn.bricks.transformer import PatchEmbed
+from mmengine.logging import print_log
 from mmengine.model.weight_init import trunc_normal_
 from mmpretrain.models.backbones.base_backbone import BaseBackbone
 from mmpretrain.models.backbones.vision_transformer import VisionTransformer
@@ -12,10 +14,15 @@ from mmpretrain.models.utils import resize_pos_embed
 from mmpretrain.registry import MODELS
 from torch import nn
 
-from ..layers import DIDBTransformerEncoderLayer
+from ..deploy.switch import has_packed_weights
+from ..layers import DIDBTransformerEncoderLayer, IRPReLU
 from ..layers.local_difference import check_theta
 
 _ARCH_KEYS = {'embed_dims', 'num_layers', 'num_heads', 'feedforward_channels'}
+# float weights of the binary layers, ours and mmpretrain's (fused qkv, mmcv FFN)
+_FLOAT_BINARY_WEIGHT = re.compile(
+    r'\.(attn\.(q|k|v|qkv|proj|local_difference)|'
+    r'ffn\.(fc1|fc2|layers\.0\.0|layers\.1))\.weight$')
 
 
 @MODELS.register_module()
@@ -71,7 +78,18 @@ class DIDBViT(BaseBackbone):
             over ``irprelu``.
         frozen_stages (int): Layers to freeze. Defaults to -1.
         patch_cfg (dict): Extra arguments of the patch embedding.
+        deploy (bool): Build directly in deploy mode (see
+            :meth:`switch_to_deploy`), ready for a deploy checkpoint.
+            Defaults to False.
         init_cfg (dict, optional): Initialisation config.
+
+    Deploy mode: :meth:`switch_to_deploy` (or
+    :func:`mmdidb.models.deploy.switch_to_deploy` on the whole classifier)
+    packs every binary weight to 1 bit and runs every binary product on
+    packed bits through :mod:`mmdidb.ops`. Loading a deploy checkpoint (one
+    with ``*.weight_packed`` entries) into a model in training form
+    switches it to deploy mode first, so stock tools evaluate deploy
+    checkpoints unchanged.
     """
     arch_zoo = {
         'mini': dict(embed_dims=64, num_layers=4, num_heads=2,
@@ -107,6 +125,7 @@ class DIDBViT(BaseBackbone):
                  act_cfg: Optional[dict] = None,
                  frozen_stages: int = -1,
                  patch_cfg: dict = dict(),
+                 deploy: bool = False,
                  init_cfg: Optional[dict] = None):
         super().__init__(init_cfg)
         self.arch_settings = self._parse_arch(arch)
@@ -171,6 +190,11 @@ class DIDBViT(BaseBackbone):
                 binary) for i in range(self.num_layers)
         ])
 
+        # the token offsets are learned on this (possibly non-square) grid
+        for module in self.layers.modules():
+            if isinstance(module, IRPReLU) and module.token_offset is not None:
+                module.token_grid = tuple(self.patch_resolution)
+
         self.final_norm = final_norm
         if final_norm:
             self.ln1 = build_norm_layer(norm_cfg, self.embed_dims)[1]
@@ -179,6 +203,10 @@ class DIDBViT(BaseBackbone):
         self.frozen_stages = frozen_stages
         if frozen_stages > 0:
             self._freeze_stages()
+        self.deploy = False
+        self._register_load_state_dict_pre_hook(self._switch_for_checkpoint)
+        if deploy:
+            self.switch_to_deploy()
 
     # mmpretrain's ViT logic works unchanged on our attributes.
     _prepare_pos_embed = VisionTransformer._prepare_pos_embed
@@ -212,6 +240,43 @@ class DIDBViT(BaseBackbone):
                                  f'{self.num_layers} layers')
             parsed.append(real)
         return parsed
+
+    def switch_to_deploy(self) -> None:
+        """Pack the binary weights and run the binary products on bits.
+
+        Every binary linear keeps its weight as ``int32`` words (1 bit per
+        weight) plus one scale per output channel, Q·Kᵀ and A·V run as
+        XNOR/AND-popcount GEMMs, DIBA's θ×θ kernel is kept as packed signs.
+        Full-precision parts (patch embedding, norms, softmax, activations,
+        scales) are unchanged. Every integer product equals the training
+        graph's; the only float difference is the rounding of the scale
+        multiplications (see :mod:`mmdidb.models.deploy`, "Numerics").
+        Not reversible.
+        """
+        for module in self.modules():
+            if module is not self and hasattr(module, 'switch_to_deploy'):
+                module.switch_to_deploy()
+        self.deploy = True
+
+    def _switch_for_checkpoint(self, state_dict, prefix, *args, **kwargs):
+        """Load hook: switch to deploy mode for a deploy checkpoint.
+
+        It runs before the children load their entries, so they then find
+        the packed buffers the checkpoint holds.
+        """
+        packed = has_packed_weights(state_dict, prefix)
+        if packed and not self.deploy:
+            print_log('DIDBViT: the checkpoint holds packed binary weights, '
+                      'switching to deploy mode', logger='current')
+            self.switch_to_deploy()
+        elif not packed and has_packed_weights(dict(self.named_buffers())) \
+                and any(k.startswith(prefix) and _FLOAT_BINARY_WEIGHT.search(k)
+                        for k in state_dict):
+            raise RuntimeError(
+                'DIDBViT is in deploy mode but the checkpoint holds float '
+                'binary-layer weights; load it into a model in training form '
+                'and call switch_to_deploy() afterwards, or convert it with '
+                'tools/deploy/convert.py')
 
     def init_weights(self):
         super().init_weights()

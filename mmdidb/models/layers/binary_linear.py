@@ -3,6 +3,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..deploy.packed_ops import binary_linear, pack_binary_weight
 from .binarizers import RSign, binarize_weight
 
 
@@ -21,6 +22,12 @@ class BinaryLinear(nn.Linear):
             per output channel). Defaults to True.
         binary_acts (bool): Binarize the input with :class:`RSign`.
             Defaults to True.
+
+    Deploy mode (:meth:`switch_to_deploy`, W1A1 layers only): the float
+    ``weight`` is replaced by the buffers ``weight_packed`` (its signs, 1 bit
+    per weight in ``int32`` words) and ``weight_scale`` (one per output
+    channel), and the product runs as an XNOR-popcount GEMM
+    (:func:`mmdidb.ops.bmm_pm1`).
     """
 
     def __init__(self,
@@ -33,6 +40,7 @@ class BinaryLinear(nn.Linear):
         self.binary_weights = binary_weights
         self.binary_acts = binary_acts
         self.input_binarizer = RSign(in_features) if binary_acts else None
+        self.deploy = False
 
     def binary_weight(self) -> torch.Tensor:
         """The weight used in the forward pass (binarized if configured)."""
@@ -43,8 +51,26 @@ class BinaryLinear(nn.Linear):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.input_binarizer is not None:
             x = self.input_binarizer(x)
+        if self.deploy:
+            return binary_linear(x, self.weight_packed, self.weight_scale,
+                                 self.bias, self.in_features)
         return F.linear(x, self.binary_weight(), self.bias)
+
+    def switch_to_deploy(self) -> None:
+        """Pack the binary weight once and drop the float one (W1A1 only).
+
+        Layers with a full-precision weight or input have no binary product
+        to pack and are left as they are.
+        """
+        if self.deploy or not (self.binary_weights and self.binary_acts):
+            return
+        packed, scale = pack_binary_weight(self.weight)
+        del self.weight
+        self.register_buffer('weight_packed', packed)
+        self.register_buffer('weight_scale', scale)
+        self.deploy = True
 
     def extra_repr(self) -> str:
         return (f'{super().extra_repr()}, binary_weights={self.binary_weights}'
-                f', binary_acts={self.binary_acts}')
+                f', binary_acts={self.binary_acts}'
+                + (', deploy=True' if self.deploy else ''))

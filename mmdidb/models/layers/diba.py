@@ -5,6 +5,7 @@ import torch
 from mmengine.model import BaseModule
 from mmengine.registry import MODELS
 
+from ..deploy.packed_ops import mask_value_product
 from .binarizers import ElasticBinarizer, RSign
 from .local_difference import LocalDifference, check_theta
 from .similarity import merge_heads, split_heads
@@ -49,6 +50,11 @@ class DIBA(BaseModule):
             IRPReLU.
         norm_cfg (dict): Norm of the wrapped linears. Defaults to LN.
         init_cfg (dict, optional): Initialisation config.
+
+    Deploy mode (:meth:`switch_to_deploy`, binary activations only): ``A V``
+    runs as an AND-popcount GEMM of the packed attention mask and the packed
+    ±1 values (:func:`mmdidb.ops.bmm_mask_pm1`), alpha applied after it; the
+    Q·Kᵀ products and the linear layers switch on their own.
     """
 
     def __init__(self,
@@ -75,6 +81,7 @@ class DIBA(BaseModule):
         self.scale = (embed_dims // num_heads)**-0.5
         self.diba = diba
         self.binary_acts = binary_acts
+        self.deploy = False
 
         def linear(bias):
             return WrappedBinaryLinear(
@@ -121,7 +128,11 @@ class DIBA(BaseModule):
             Tensor: (B, N, C).
         """
         v_heads = split_heads(v, self.num_heads)
-        out = attn @ v_heads
+        if self.deploy:
+            alpha = self.attn_binarizer.alpha.clamp(min=1e-6).view(1, -1, 1, 1)
+            out = mask_value_product(attn, alpha, v_heads)
+        else:
+            out = attn @ v_heads
         if self.diba:
             out = out + (1 - attn.sum(dim=-1, keepdim=True)) * v_heads
         out = merge_heads(out)
@@ -136,6 +147,10 @@ class DIBA(BaseModule):
         if self.v_binarizer is not None:
             v = self.v_binarizer(v)
         return self.proj(self.aggregate(attn, v, hw_shape), hw_shape)
+
+    def switch_to_deploy(self) -> None:
+        """Run ``A V`` on packed bits (no-op with full-precision activations)."""
+        self.deploy = self.binary_acts
 
 
 def _split_fused_qkv(module, state_dict, prefix, *args, **kwargs):

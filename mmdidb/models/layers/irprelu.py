@@ -35,6 +35,8 @@ class IRPReLU(nn.Module):
         init_slope (float): Initial PReLU slope. Defaults to 0.25.
         interpolate_mode (str): Mode used to resize ``b``. Defaults to
             'bicubic', as for the position embedding.
+        token_grid (tuple[int, int], optional): The patch grid ``b`` is
+            learned on; None means square. The backbone sets it.
     """
 
     takes_hw_shape = True
@@ -44,8 +46,10 @@ class IRPReLU(nn.Module):
                  num_tokens: Optional[int] = None,
                  num_extra_tokens: int = 1,
                  init_slope: float = 0.25,
-                 interpolate_mode: str = 'bicubic'):
+                 interpolate_mode: str = 'bicubic',
+                 token_grid: Optional[Sequence[int]] = None):
         super().__init__()
+        self.token_grid = token_grid
         self.num_channels = num_channels
         self.num_extra_tokens = num_extra_tokens
         self.interpolate_mode = interpolate_mode
@@ -69,7 +73,7 @@ class IRPReLU(nn.Module):
             return self.token_offset
         return resize_token_param(self.token_offset, num_tokens, hw_shape,
                                   self.num_extra_tokens,
-                                  self.interpolate_mode)
+                                  self.interpolate_mode, self.token_grid)
 
     def forward(self,
                 x: torch.Tensor,

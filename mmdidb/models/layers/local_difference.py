@@ -5,6 +5,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..deploy.packed_ops import pack_kernel, unpack_kernel
 from .binarizers import binarize_weight
 from .token_grid import grid_to_tokens, tokens_to_grid
 
@@ -26,6 +27,14 @@ class LocalDifference(nn.Module):
         theta (int): Odd kernel size; 1 gives ``D = 0``.
         num_extra_tokens (int): Leading tokens off the grid. Defaults to 1.
         binary_weights (bool): Binarize the kernel. Defaults to True.
+
+    Deploy mode (:meth:`switch_to_deploy`, binary kernel only): the float
+    kernel is replaced by its signs packed 1 bit per weight
+    (``weight_packed``) and its per-channel scales (``weight_scale``). The
+    θ×θ depthwise convolution itself stays a float ``conv2d``, of the ±1
+    kernel with the ±1 values: every partial sum is a small integer, so it
+    is exact, and a bit-level kernel for a 9-tap depthwise filter would not
+    pay off. The kernel scale multiplies the result afterwards.
     """
 
     def __init__(self, channels: int, theta: int = 3, num_extra_tokens: int = 1,
@@ -38,23 +47,49 @@ class LocalDifference(nn.Module):
         self.weight = nn.Parameter(torch.empty(channels, 1, theta, theta))
         nn.init.kaiming_uniform_(self.weight, a=5**0.5)
         self.scale = nn.Parameter(torch.zeros(channels))
+        self.deploy = False
 
     def kernel(self) -> torch.Tensor:
         return binarize_weight(self.weight) if self.binary_weights \
             else self.weight
 
+    def switch_to_deploy(self) -> None:
+        """Keep the kernel as packed signs + scales (binary kernels only)."""
+        if self.deploy or not self.binary_weights:
+            return
+        packed, scale = pack_kernel(self.weight)
+        shape = self.weight.shape
+        del self.weight
+        self.register_buffer('weight_packed', packed)
+        self.register_buffer('weight_scale', scale)
+        # the ±1 kernel, unpacked once (again after each checkpoint load)
+        self.register_buffer('kernel_pm1', torch.empty(shape),
+                             persistent=False)
+        self._refresh_kernel()
+        self.register_load_state_dict_post_hook(self._refresh_kernel)
+        self.deploy = True
+
+    def _refresh_kernel(self, *args) -> None:
+        self.kernel_pm1 = unpack_kernel(self.weight_packed,
+                                        self.kernel_pm1.shape,
+                                        self.weight_scale.dtype)
+
     def forward(self, v: torch.Tensor,
                 hw_shape: Optional[Sequence[int]] = None) -> torch.Tensor:
         """``D(V)`` for (B, N, C) values, same shape."""
         extra, grid = tokens_to_grid(v, hw_shape, self.num_extra_tokens)
-        kernel = self.kernel()
+        kernel = self.kernel_pm1.to(grid.dtype) if self.deploy \
+            else self.kernel()
         pad = self.theta // 2
         channels = grid.shape[1]
         neighbours = F.conv2d(grid, kernel, padding=pad, groups=channels)
         inside = torch.ones_like(grid[:1, :1]).expand(1, channels,
                                                       *grid.shape[2:])
         weight_sums = F.conv2d(inside, kernel, padding=pad, groups=channels)
-        diff = (neighbours - weight_sums * grid) * self.scale.view(1, -1, 1, 1)
+        scale = self.scale
+        if self.deploy:
+            scale = self.weight_scale.to(grid.dtype) * scale
+        diff = (neighbours - weight_sums * grid) * scale.view(1, -1, 1, 1)
         return grid_to_tokens(torch.zeros_like(extra), diff)
 
 

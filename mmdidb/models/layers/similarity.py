@@ -5,6 +5,7 @@ import torch
 from mmengine.registry import MODELS
 from torch import nn
 
+from ..deploy.packed_ops import sign_product
 from .binarizers import RSign
 from .haar import StationaryHaarSplit
 from .wrapped_linear import apply_activation
@@ -23,18 +24,31 @@ def merge_heads(x: torch.Tensor) -> torch.Tensor:
 
 
 class _QKBinarizers(nn.Module):
-    """RSign for the Q and K entering the binary product (or identity)."""
+    """RSign for the Q and K entering the binary product (or identity).
+
+    In deploy mode (binary activations only) the ±1 product runs as an
+    XNOR-popcount GEMM on packed bits; it is integer-valued either way, so
+    both modes give the same numbers.
+    """
 
     def __init__(self, embed_dims: int, binary_acts: bool):
         super().__init__()
+        self.binary_acts = binary_acts
         self.q = RSign(embed_dims) if binary_acts else nn.Identity()
         self.k = RSign(embed_dims) if binary_acts else nn.Identity()
+        self.deploy = False
 
     def product(self, q: torch.Tensor, k: torch.Tensor,
                 num_heads: int) -> torch.Tensor:
         q = split_heads(self.q(q), num_heads)
         k = split_heads(self.k(k), num_heads)
+        if self.deploy:
+            return sign_product(q, k)
         return q @ k.transpose(-2, -1)
+
+    def switch_to_deploy(self) -> None:
+        """Use packed bits for ``Q_b K_bᵀ`` (no-op for float Q and K)."""
+        self.deploy = self.binary_acts
 
 
 @MODELS.register_module()

@@ -50,13 +50,16 @@ def resize_token_param(param: torch.Tensor,
                        num_tokens: int,
                        hw_shape: Optional[Sequence[int]],
                        num_extra_tokens: int,
-                       mode: str = 'bicubic') -> torch.Tensor:
+                       mode: str = 'bicubic',
+                       src_hw_shape: Optional[Sequence[int]] = None
+                       ) -> torch.Tensor:
     """Resize a per-token parameter of shape (N, C) to ``num_tokens`` rows.
 
     The extra tokens are kept as they are, the patch part is interpolated on
-    the patch grid, as mmpretrain resizes position embeddings.
+    the patch grid, as mmpretrain resizes position embeddings. The source
+    grid is ``src_hw_shape``, or square when that is not known.
     """
-    src_grid = infer_grid(param.shape[0] - num_extra_tokens)
+    src_grid = infer_grid(param.shape[0] - num_extra_tokens, src_hw_shape)
     dst_grid = infer_grid(num_tokens - num_extra_tokens, hw_shape)
     extra, patches = param[:num_extra_tokens], param[num_extra_tokens:]
     patches = patches.t().reshape(1, param.shape[1], *src_grid)

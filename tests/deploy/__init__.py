@@ -1,0 +1,1 @@
+"""Tests of deploy mode, the deploy checkpoint and the deploy tools."""

@@ -1,0 +1,113 @@
+"""tools/deploy/convert.py and tools/test.py on a deploy checkpoint, as a
+user runs them (subprocesses), and the inference benchmark without a GPU."""
+import importlib.util
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.dataset import pseudo_collate
+from mmengine.registry import DATASETS, MODELS, init_default_scope
+
+from mmdidb.compat import safe_torch_load
+from mmdidb.models.deploy import META_KEY
+
+from .deploy_helpers import randomise
+from helpers import REPO_ROOT, make_fashion_mnist
+
+CONFIG = 'configs/didbvit/didbvit-mini_fashion-mnist.py'
+
+
+def run(cmd):
+    env = dict(os.environ, PYTHONUNBUFFERED='1', OMP_NUM_THREADS='1')
+    result = subprocess.run(cmd, cwd=REPO_ROOT, env=env, capture_output=True,
+                            text=True, timeout=300)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-4000:]
+    return output
+
+
+def build_model():
+    """The config's model, with its data preprocessor as the runner adds."""
+    init_default_scope('mmpretrain')
+    cfg = Config.fromfile(os.path.join(REPO_ROOT, CONFIG))
+    model = MODELS.build(dict(cfg.model,
+                              data_preprocessor=cfg.data_preprocessor))
+    model.eval()
+    return randomise(model)
+
+
+def accuracy_in_process(model, data_root):
+    """Top-1 (%) of the training graph on the test split, no runner."""
+    cfg = Config.fromfile(os.path.join(REPO_ROOT, CONFIG))
+    dataset = cfg.test_dataloader.dataset
+    dataset.data_prefix = data_root
+    samples = [item for item in DATASETS.build(dataset)]
+    with torch.no_grad():
+        results = model.test_step(pseudo_collate(samples))
+    hits = [int(r.pred_label == r.gt_label) for r in results]
+    return 100.0 * sum(hits) / len(hits)
+
+
+@pytest.fixture(scope='module')
+def trained(tmp_path_factory):
+    """A checkpoint of the quick-start model, as the runner saves it."""
+    root = tmp_path_factory.mktemp('convert')
+    model = build_model()
+    path = root / 'epoch_1.pth'
+    torch.save(dict(meta=dict(epoch=1), state_dict=model.state_dict(),
+                    optimizer=dict(state={})), path)
+    return model, path
+
+
+def convert(argv, capsys):
+    """Run tools/deploy/convert.py in this process (saves a start-up)."""
+    path = os.path.join(REPO_ROOT, 'tools', 'deploy', 'convert.py')
+    spec = importlib.util.spec_from_file_location('deploy_convert', path)
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    tool.main([str(a) for a in argv])
+    return capsys.readouterr().out
+
+
+def test_convert_then_test_the_deploy_checkpoint(trained, tmp_path, capsys):
+    model, trained = trained
+    out = tmp_path / 'deploy.pth'
+    log = convert([CONFIG, trained, out], capsys)
+    sizes = dict(re.findall(r'(training|deploy) checkpoint: .*: ([0-9,]+) '
+                            r'bytes', log))
+    assert int(sizes['training'].replace(',', '')) == os.path.getsize(
+        trained)
+    assert int(sizes['deploy'].replace(',', '')) == os.path.getsize(out)
+    assert os.path.getsize(out) * 3 < os.path.getsize(trained)
+    diff = re.search(r'verify: max \|deploy - training\| output difference '
+                     r'(\S+)', log)
+    assert diff and float(diff.group(1)) < 1e-4, log
+    ckpt = safe_torch_load(str(out))
+    assert ckpt['meta'][META_KEY]['float_dtype'] == 'fp32'
+    assert ckpt['meta']['epoch'] == 1 and 'optimizer' not in ckpt
+
+    # tools/test.py evaluates the deploy checkpoint like any other
+    data = make_fashion_mnist(str(tmp_path / 'fmnist'), 8, 16)
+    log = run([sys.executable, 'tools/test.py', CONFIG, str(out),
+               '--work-dir', str(tmp_path / 'test'), '--cfg-options',
+               'test_dataloader.batch_size=8',
+               f'test_dataloader.dataset.data_prefix={data}'])
+    found = re.search(r'Test metrics \(.*, deploy mode\): accuracy/top1: '
+                      r'([0-9.]+)', log)
+    assert found, log[-2000:]
+    assert 'switching to deploy mode' in log
+    assert 'do not match' not in log  # every key loaded
+    assert float(found.group(1)) == accuracy_in_process(model, data)
+
+
+def test_inference_benchmark_without_gpu_exits_cleanly():
+    if torch.cuda.is_available():
+        pytest.skip('a CUDA GPU is present: tools/gpu_checks.sh runs the '
+                    'benchmark')
+    log = run([sys.executable, 'tools/benchmark/inference.py', '--model',
+               'deit-tiny'])
+    assert 'needs a CUDA GPU' in log and 'nothing was measured' in log

@@ -1,0 +1,281 @@
+"""Inference speed and memory: deploy-mode DIDB-ViT vs FP16 mmpretrain DeiT.
+
+Needs a CUDA GPU (and CuPy for the packed kernels); without one it says so
+and exits with status 0, having measured nothing.
+
+Models, all the same size (the config's arch, or ``--model``):
+
+- ``DeiT FP16``: mmpretrain's ``VisionTransformer`` with the same head, in
+  half precision (fused scaled-dot-product attention);
+- ``DIDB-ViT deploy, FP16``: DIDB-ViT after ``switch_to_deploy``, its
+  full-precision parts (patch embedding, norms, softmax, head) in half
+  precision; every binary product runs on packed bits (CuPy kernels);
+- ``DIDB-ViT deploy, FP32``: the same with FP32 full-precision parts;
+- ``DIDB-ViT training graph, FP16``: the simulated binary model (±1 values
+  in float GEMMs), for reference.
+
+A time is the median over ``--repeats`` CUDA-event measurements of
+``--iters`` back-to-back forward passes after warm-up; images/s is the batch
+divided by it. Peak memory is ``torch.cuda.max_memory_allocated`` over one
+forward pass, weights included. Before timing, the deployed FP32 model's
+logits are compared with the training graph's (TF32 off).
+
+Prints a markdown table and appends it, with the GPU, date and command, to
+``docs/benchmarks.md`` under "## Inference (tools/benchmark/inference.py)".
+
+Usage::
+
+    python tools/benchmark/inference.py [CONFIG] [--model deit-small]
+        [--quick] [--batches 1 64 256] [--no-append]
+"""
+import argparse
+import copy
+import datetime
+import os
+import shlex
+import statistics
+import sys
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+
+HEADING = '## Inference (tools/benchmark/inference.py)'
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('config', nargs='?',
+                        help='a DIDB-ViT classification config')
+    parser.add_argument('--model', choices=('deit-tiny', 'deit-small'),
+                        help='the paper\'s ImageNet classifier of this arch '
+                        '(default deit-small when no config is given)')
+    parser.add_argument('--quick', action='store_true',
+                        help='batches 1 and 64, fewer repeats')
+    parser.add_argument('--batches', type=int, nargs='+', default=None)
+    parser.add_argument('--repeats', type=int, default=None)
+    parser.add_argument('--iters', type=int, default=None)
+    parser.add_argument('--output', type=Path,
+                        default=REPO / 'docs' / 'benchmarks.md')
+    parser.add_argument('--no-append', action='store_true',
+                        help='print the table only')
+    args = parser.parse_args(argv)
+    if args.config and args.model:
+        parser.error('give a CONFIG or --model, not both')
+    if not args.config and not args.model:
+        args.model = 'deit-small'
+    if args.batches is None:
+        args.batches = [1, 64] if args.quick else [1, 64, 256]
+    if args.repeats is None:
+        args.repeats = 5 if args.quick else 10
+    if args.iters is None:
+        args.iters = 5 if args.quick else 10
+    return args
+
+
+def gpu_problem():
+    """Why nothing can be measured here, or None."""
+    if not torch.cuda.is_available():
+        return ('inference.py needs a CUDA GPU (torch.cuda.is_available() '
+                'is False); nothing was measured.')
+    from mmdidb.compat import openmmlab_available
+    if not openmmlab_available():
+        return ('inference.py needs mmengine, mmcv-lite and mmpretrain (carry '
+                'their wheels, see tools/gpu_checks.sh); nothing was '
+                'measured.')
+    from mmdidb.ops import cuda_backend
+    reason = cuda_backend.unusable_reason(torch.device('cuda'))
+    if reason is not None:
+        return (f'inference.py needs CuPy with NVRTC (pip install -r '
+                f'requirements/cuda.txt): {reason}; nothing was measured.')
+    return None
+
+
+def model_cfgs(args):
+    """``(title, DIDB-ViT classifier cfg, FP DeiT classifier cfg, input)``."""
+    from mmdidb.models.deploy.presets import classifier_cfg
+    if args.model:
+        return (args.model, classifier_cfg(args.model, 'didb'),
+                classifier_cfg(args.model, 'fp'), (3, 224, 224))
+    from mmdidb.apis import load_config
+    cfg = load_config(args.config)
+    didb = copy.deepcopy(cfg.model)
+    backbone = didb['backbone']
+    if 'DIDBViT' not in backbone['type']:
+        sys.exit(f'{args.config}: the backbone is {backbone["type"]}, not '
+                 'DIDBViT')
+    from mmdidb.models import DIDBViT
+    arch = backbone.get('arch', 'deit-small')
+    arch = DIDBViT.arch_zoo[arch] if isinstance(arch, str) else arch
+    keep = ('img_size', 'patch_size', 'in_channels', 'out_type',
+            'with_cls_token', 'qkv_bias', 'final_norm')
+    fp = copy.deepcopy(didb)
+    fp['backbone'] = dict(type='VisionTransformer', arch=dict(arch),
+                          **{k: backbone[k] for k in keep if k in backbone})
+    size = backbone.get('img_size', 224)
+    size = (size, size) if isinstance(size, int) else tuple(size)
+    return (args.config, didb, fp,
+            (backbone.get('in_channels', 3), ) + size)
+
+
+def build(cfg, dtype, deploy=False):
+    from mmengine.registry import MODELS, init_default_scope
+
+    from mmdidb.models.deploy import switch_to_deploy
+    init_default_scope('mmpretrain')
+    model = MODELS.build(copy.deepcopy(cfg))
+    if deploy:
+        switch_to_deploy(model)
+    model.eval()
+    return model.to(device='cuda', dtype=dtype)
+
+
+def median_ms(fn, iters, repeats, warmup=3):
+    """Median time of one call of ``fn`` in milliseconds (CUDA events)."""
+    for _ in range(warmup):
+        fn()
+    torch.cuda.synchronize()
+    times = []
+    for _ in range(repeats):
+        start = torch.cuda.Event(enable_timing=True)
+        stop = torch.cuda.Event(enable_timing=True)
+        start.record()
+        for _ in range(iters):
+            fn()
+        stop.record()
+        stop.synchronize()
+        times.append(start.elapsed_time(stop) / iters)
+    return statistics.median(times)
+
+
+@torch.inference_mode()
+def measure(model, shape, batch, dtype, args):
+    """``(ms per batch, images/s, peak MiB)``, or None when out of memory."""
+    x = torch.randn(batch, *shape, device='cuda', dtype=dtype)
+
+    def forward():
+        return model(x, mode='tensor')
+
+    try:
+        forward()
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        forward()
+        torch.cuda.synchronize()
+        peak = torch.cuda.max_memory_allocated() / 2**20
+        ms = median_ms(forward, args.iters, args.repeats)
+    except torch.cuda.OutOfMemoryError:
+        torch.cuda.empty_cache()
+        return None
+    return ms, batch / ms * 1e3, peak
+
+
+@torch.inference_mode()
+def check_deploy(didb_cfg, shape):
+    """Largest |logit| difference, deployed vs training graph, FP32."""
+    torch.manual_seed(0)
+    train = build(didb_cfg, torch.float32)
+    deploy = copy.deepcopy(train)
+    from mmdidb.models.deploy import switch_to_deploy
+    switch_to_deploy(deploy)
+    x = torch.randn(2, *shape, device='cuda')
+    ref, out = train(x, mode='tensor'), deploy(x, mode='tensor')
+    return (out - ref).abs().max().item(), ref.abs().max().item()
+
+
+def run(args):
+    title, didb_cfg, fp_cfg, shape = model_cfgs(args)
+    # exact FP32 products for the check (cuDNN would use TF32 by default)
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    diff, scale = check_deploy(didb_cfg, shape)
+    print(f'check: deployed vs training-graph logits, FP32: max diff '
+          f'{diff:.3g} (logits up to {scale:.3g})')
+    half, full = torch.float16, torch.float32
+    models = [('DeiT FP16 (mmpretrain)', fp_cfg, half, False),
+              ('DIDB-ViT deploy, FP16', didb_cfg, half, True),
+              ('DIDB-ViT deploy, FP32', didb_cfg, full, True),
+              ('DIDB-ViT training graph, FP16', didb_cfg, half, False)]
+    rows = []
+    for name, cfg, dtype, deploy in models:
+        model = build(cfg, dtype, deploy)
+        for batch in args.batches:
+            result = measure(model, shape, batch, dtype, args)
+            rows.append((name, batch, result))
+            shown = 'out of memory' if result is None else (
+                f'{result[0]:.2f} ms, {result[1]:,.0f} img/s, '
+                f'{result[2]:,.0f} MiB')
+            print(f'{name}, batch {batch}: {shown}', flush=True)
+        del model
+        torch.cuda.empty_cache()
+    return title, shape, rows, (diff, scale)
+
+
+def markdown(rows) -> str:
+    base = {batch: r for name, batch, r in rows
+            if name.startswith('DeiT FP16') and r is not None}
+    lines = ['| model | batch | ms / batch | images/s | vs DeiT FP16 | '
+             'peak memory (MiB) |', '|---|---:|---:|---:|---:|---:|']
+    for name, batch, result in rows:
+        if result is None:
+            lines.append(f'| {name} | {batch} | OOM | | | |')
+            continue
+        ms, ips, peak = result
+        speed = f'{ips / base[batch][1]:.2f}x' if batch in base else ''
+        lines.append(f'| {name} | {batch} | {ms:.2f} | {ips:,.0f} | {speed} '
+                     f'| {peak:,.0f} |')
+    return '\n'.join(lines)
+
+
+def append_report(path: Path, text: str) -> None:
+    content = path.read_text() if path.exists() else '# Benchmarks\n'
+    if HEADING not in content:
+        content = content.rstrip('\n') + f'\n\n{HEADING}\n'
+    start = content.index(HEADING) + len(HEADING)
+    nxt = content.find('\n## ', start)
+    block = '\n' + text.rstrip('\n') + '\n'
+    if nxt == -1:
+        content = content.rstrip('\n') + '\n' + block
+    else:
+        content = content[:nxt].rstrip('\n') + '\n' + block + content[nxt:]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(content)
+    print(f'appended to {path}')
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    problem = gpu_problem()
+    if problem is not None:
+        print(problem)
+        return 0
+    os.environ.setdefault('MMDIDB_OPS_STRICT', '1')
+    import cupy
+    title, shape, rows, (diff, scale) = run(args)
+    table = markdown(rows)
+    props = torch.cuda.get_device_properties(0)
+    now = datetime.datetime.now(datetime.timezone.utc)
+    command = 'python tools/benchmark/inference.py ' + ' '.join(
+        shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
+    text = '\n'.join([
+        f'### {title}, input {"x".join(map(str, shape))}, '
+        f'{now:%Y-%m-%d %H:%M} UTC, {props.name}', '',
+        f'- command: `{command.strip()}`',
+        f'- torch {torch.__version__}, CUDA {torch.version.cuda}, cupy '
+        f'{cupy.__version__}; median of {args.repeats} CUDA-event '
+        f'measurements of {args.iters} forward passes after 3 warm-up '
+        'passes; peak memory over one pass, weights included',
+        f'- deployed vs training-graph logits (FP32, TF32 off): max '
+        f'difference {diff:.3g}, logits up to {scale:.3g}', '',
+        table, ''])
+    print()
+    print(text)
+    if not args.no_append:
+        append_report(args.output, text)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
