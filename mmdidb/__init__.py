@@ -11,4 +11,7 @@ from .version import __version__  # noqa: F401
 compat.apply_all()
 
 if compat.openmmlab_available():
-    from . import datasets, engine, models  # noqa: F401,E402  (registers modules)
+    # importing registers the modules
+    from . import datasets, engine, models  # noqa: F401,E402
+    if compat._installed('mmseg'):
+        from . import evaluation  # noqa: F401

@@ -1,5 +1,11 @@
-"""Evaluate a checkpoint with mmdidb (classification or segmentation)."""
+"""Evaluate a checkpoint with mmdidb (classification or segmentation).
+
+A deploy checkpoint (``tools/deploy/convert.py``) is evaluated the same way:
+the model switches itself to deploy mode when it loads packed weights, and
+the log line of the metrics says so.
+"""
 import argparse
+import copy
 import os
 
 from mmengine.config import DictAction
@@ -15,6 +21,15 @@ def parse_args():
     parser.add_argument('config', help='test config file path')
     parser.add_argument('checkpoint', help='checkpoint file')
     parser.add_argument('--work-dir', help='the dir to save logs')
+    parser.add_argument(
+        '--show-dir',
+        help='write the drawn predictions here: for segmentation, image + '
+        'ground truth + prediction overlays from mmseg\'s visualizer')
+    parser.add_argument(
+        '--show-interval',
+        type=int,
+        help='with --show-dir, draw every N-th test batch (default: the '
+        'visualization hook\'s interval, 50 in mmseg)')
     parser.add_argument(
         '--cfg-options',
         nargs='+',
@@ -32,6 +47,36 @@ def parse_args():
     return args
 
 
+def trigger_visualization_hook(cfg, show_dir, interval=None):
+    """Turn on the config's visualization hook, writing to ``show_dir``.
+
+    As mmseg's and mmpretrain's own ``tools/test.py --show-dir`` do:
+    mmseg's ``SegVisualizationHook`` gets ``draw=True`` and the visualizer
+    (``SegLocalVisualizer``) saves under ``show_dir``; mmpretrain's
+    ``VisualizationHook`` gets ``enable=True`` and ``out_dir=show_dir``.
+    """
+    hook = cfg.default_hooks.get('visualization')
+    if hook is None:
+        raise RuntimeError(
+            '--show-dir needs a visualization hook in default_hooks, e.g. '
+            "visualization=dict(type='SegVisualizationHook') (mmseg) or "
+            "dict(type='VisualizationHook') (mmpretrain)")
+    if hook['type'].split('.')[-1] == 'SegVisualizationHook':
+        hook['draw'] = True
+        cfg.visualizer['save_dir'] = show_dir
+        if cfg.get('train_dataloader'):
+            # The hook names each drawing after runner.iter, which builds the
+            # training loop and so the training dataset; the test data
+            # stands in, so that testing needs no training data.
+            cfg.train_dataloader = copy.deepcopy(cfg.test_dataloader)
+    else:
+        hook['enable'] = True
+        hook['out_dir'] = show_dir
+    if interval is not None:
+        hook['interval'] = interval
+    return cfg
+
+
 def main():
     args = parse_args()
     cfg = load_config(args.config)
@@ -45,10 +90,14 @@ def main():
             './work_dirs',
             os.path.splitext(os.path.basename(args.config))[0])
     cfg.load_from = args.checkpoint
+    if args.show_dir:
+        trigger_visualization_hook(cfg, args.show_dir, args.show_interval)
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg \
         else RUNNERS.build(cfg)
     metrics = runner.test()
-    runner.logger.info(f'Test metrics ({args.checkpoint}): '
+    deploy = any(getattr(m, 'deploy', False) for m in runner.model.modules())
+    mode = ', deploy mode' if deploy else ''
+    runner.logger.info(f'Test metrics ({args.checkpoint}{mode}): '
                        f'{format_metrics(metrics)}')
 
 

@@ -1,4 +1,5 @@
 """Helpers the command-line tools share."""
+import numbers
 import os.path as osp
 
 from mmengine.config import Config
@@ -12,7 +13,8 @@ def load_config(path: str) -> Config:
 
 
 def format_metrics(metrics: dict) -> str:
-    """``name: value`` pairs, numbers with 4 significant decimals."""
+    """``name: value`` pairs, real numbers (numpy's too) with 4 decimals."""
     return ', '.join(
-        f'{k}: {v:.4f}' if isinstance(v, float) else f'{k}: {v}'
+        f'{k}: {v:.4f}' if isinstance(v, numbers.Real) and
+        not isinstance(v, numbers.Integral) else f'{k}: {v}'
         for k, v in (metrics or {}).items())

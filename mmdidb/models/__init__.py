@@ -1,4 +1,5 @@
 from .backbones import *  # noqa: F401,F403
+from .classifiers import *  # noqa: F401,F403
 from .layers import *  # noqa: F401,F403
 from .registration import register_in_mmseg
 

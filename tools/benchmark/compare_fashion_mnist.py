@@ -4,7 +4,12 @@ Runs the three quick-start configs one after the other with the same budget,
 prints a table (top-1 on the 10k test split, training time, parameters) and
 writes it to ``docs/benchmarks.md`` under "Fashion-MNIST quick start".
 
+With ``--with-distill`` it then trains the distilled DIDB-ViT
+(``didbvit-mini-distill_fashion-mnist.py``: initialised from the FP ViT just
+trained and distilled from it) and adds its row.
+
 Usage: python tools/benchmark/compare_fashion_mnist.py [--epochs N]
+           [--with-distill]
 """
 import argparse
 import datetime
@@ -13,7 +18,7 @@ import os.path as osp
 import platform
 import sys
 
-from mmengine.runner import Runner
+from mmengine.runner import Runner, find_latest_checkpoint
 
 import mmdidb  # noqa: F401  (applies mmdidb.compat before mmpretrain loads)
 from mmdidb.apis import load_config
@@ -28,15 +33,29 @@ RUNS = (
     ('full-precision ViT (mmpretrain VisionTransformer)',
      'configs/didbvit/vit-mini-fp_fashion-mnist.py'),
 )
+#: Trained after RUNS with --with-distill: its teacher (and initialisation)
+#: is the FP run of RUNS.
+DISTILL_RUN = ('DIDB-ViT distilled (W1A1, FP ViT as init and teacher)',
+               'configs/didbvit/didbvit-mini-distill_fashion-mnist.py')
+TEACHER_CONFIG = 'configs/didbvit/vit-mini-fp_fashion-mnist.py'
 SECTION = '## Fashion-MNIST quick start (tools/benchmark/compare_fashion_mnist.py)'
 
 
-def train(config, epochs, work_root):
+def work_dir_of(config, work_root):
+    return osp.join(work_root, osp.splitext(osp.basename(config))[0])
+
+
+def train(config, epochs, work_root, teacher_checkpoint=None):
     cfg = load_config(osp.join(REPO, config))
     if epochs is not None:
         cfg.train_cfg.max_epochs = epochs
-    cfg.work_dir = osp.join(work_root,
-                            osp.splitext(osp.basename(config))[0])
+    cfg.work_dir = work_dir_of(config, work_root)
+    if teacher_checkpoint is not None:
+        # the checkpoint of the FP run above, whatever its epoch count
+        cfg.load_from = teacher_checkpoint
+        for hook in cfg.custom_hooks:
+            if hook.get('type') == 'DistillationHook':
+                hook['teacher_checkpoint'] = teacher_checkpoint
     runner = Runner.from_cfg(cfg)
     recorder = MetricsRecorderHook()
     runner.register_hook(recorder)
@@ -60,15 +79,24 @@ def write_section(path, text):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--epochs', type=int, default=None,
-                        help='override max_epochs of all three configs')
+                        help='override max_epochs of every config')
+    parser.add_argument('--with-distill', action='store_true',
+                        help='also train the distilled DIDB-ViT, with the '
+                        'FP ViT trained here as its init and teacher')
     parser.add_argument('--work-dir', default='work_dirs/compare_fmnist')
     parser.add_argument('--output', default=osp.join(REPO, 'docs',
                                                      'benchmarks.md'))
     args = parser.parse_args()
+    runs = [(name, config, None) for name, config in RUNS]
+    if args.with_distill:
+        runs.append(DISTILL_RUN + (TEACHER_CONFIG, ))
     rows = []
-    for name, config in RUNS:
+    for name, config, teacher_config in runs:
+        teacher_checkpoint = None if teacher_config is None else \
+            find_latest_checkpoint(work_dir_of(teacher_config, args.work_dir))
         top1, seconds, params, epochs = train(config, args.epochs,
-                                              args.work_dir)
+                                              args.work_dir,
+                                              teacher_checkpoint)
         rows.append(f'| {name} | `{config}` | {epochs} | {top1:.2f} | '
                     f'{seconds:.0f} | {params / 1e3:.1f}k |')
     table = '\n'.join([

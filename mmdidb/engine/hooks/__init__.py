@@ -1,4 +1,10 @@
+from .distillation_hook import DistillationHook
+from .load_from_check_hook import LoadFromCheckHook
 from .metrics_recorder_hook import MetricsRecorderHook
 from .reseed_hook import ReseedHook
+from .seg_input_size_check_hook import SegInputSizeCheckHook
 
-__all__ = ['MetricsRecorderHook', 'ReseedHook']
+__all__ = [
+    'DistillationHook', 'LoadFromCheckHook', 'MetricsRecorderHook',
+    'ReseedHook', 'SegInputSizeCheckHook'
+]

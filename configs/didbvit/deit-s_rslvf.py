@@ -1,0 +1,13 @@
+# DIDB-ViT DeiT-Small (W1A1) + UPerNet for RS-LVF road segmentation
+# (background / road), 512x512 crops, batch 4, AdamW lr 1e-3 + cosine.
+# Reports mIoU and the road class's IoU, F1 (Fscore), precision and recall.
+_base_ = [
+    '../_base_/models/upernet_didbvit.py',
+    '../_base_/datasets/rslvf.py',
+    '../_base_/schedules/seg_40k_adamw.py',
+    '../_base_/seg_runtime.py',
+]
+model = dict(
+    decode_head=dict(num_classes=2), auxiliary_head=dict(num_classes=2))
+default_hooks = dict(
+    checkpoint=dict(interval=4000, save_best='IoU.road', rule='greater'))

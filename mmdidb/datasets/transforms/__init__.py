@@ -1,0 +1,3 @@
+from .check_seg_sample import CheckSegSample
+
+__all__ = ['CheckSegSample']
