@@ -12,6 +12,7 @@
 import os
 
 import torch
+from mmengine.registry import DefaultScope
 from mmpretrain.registry import MODELS
 
 from mmdidb.engine.hooks.distillation_hook import teacher_model_cfg
@@ -47,7 +48,9 @@ _TEACHERS = {}
 
 
 def _save_random(model_cfg, path):
-    model = MODELS.build(model_cfg)
+    # segmentation runners earlier in the process leave 'mmseg' as scope
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        model = MODELS.build(model_cfg)
     torch.save({'state_dict': model.state_dict()}, str(path))
     return str(path)
 

@@ -7,7 +7,7 @@ import torch
 from mmengine.config import Config, ConfigDict
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
-from mmengine.registry import HOOKS
+from mmengine.registry import HOOKS, DefaultScope
 from mmengine.runner.checkpoint import load_checkpoint
 from mmpretrain.registry import MODELS
 from torch import nn
@@ -98,7 +98,10 @@ class DistillationHook(Hook):
                 'DistillationHook needs model.type='
                 f"'DistilledImageClassifier', got {type(student).__name__}")
         _check_checkpoint_exists(self.teacher_checkpoint)
-        teacher = MODELS.build(teacher_model_cfg(self.teacher))
+        # the teacher is an mmpretrain classifier whatever scope is current
+        # (a segmentation runner in the same process leaves 'mmseg' behind)
+        with DefaultScope.overwrite_default_scope('mmpretrain'):
+            teacher = MODELS.build(teacher_model_cfg(self.teacher))
         _check_same_task(teacher, student, self.teacher)
         load_checkpoint(teacher, self.teacher_checkpoint, map_location='cpu',
                         strict=self.strict, logger='current')
