@@ -11,8 +11,9 @@ data_preprocessor = dict(
     std=[90.02],
     to_rgb=False)
 
+# flips only: with a budget of a few epochs, random crops cost more
+# accuracy than they regularise
 train_pipeline = [
-    dict(type='RandomCrop', crop_size=28, padding=2),
     dict(type='RandomFlip', prob=0.5, direction='horizontal'),
     dict(type='PackInputs'),
 ]
