@@ -1,5 +1,5 @@
 # A few epochs of AdamW + cosine: the quick-start budget on 2 CPU cores.
-max_epochs = 5
+max_epochs = 4
 optim_wrapper = dict(
     optimizer=dict(type='AdamW', lr=3e-3, weight_decay=0.0),
     clip_grad=dict(max_norm=5.0))
