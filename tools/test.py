@@ -6,21 +6,19 @@ the log line of the metrics says so.
 """
 import argparse
 import copy
-import os
 
-from mmengine.config import DictAction
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 import mmdidb  # noqa: F401  (applies mmdidb.compat before mmpretrain loads)
-from mmdidb.apis import format_metrics, load_config
+from mmdidb.apis import add_common_args, format_metrics, load_config_with_args
 
 
 def parse_args():
     parser = argparse.ArgumentParser(description='Test (and evaluate) a model')
     parser.add_argument('config', help='test config file path')
     parser.add_argument('checkpoint', help='checkpoint file')
-    parser.add_argument('--work-dir', help='the dir to save logs')
+    add_common_args(parser)
     parser.add_argument(
         '--show-dir',
         help='write the drawn predictions here: for segmentation, image + '
@@ -30,21 +28,7 @@ def parse_args():
         type=int,
         help='with --show-dir, draw every N-th test batch (default: the '
         'visualization hook\'s interval, 50 in mmseg)')
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override settings of the config, as key=value pairs')
-    parser.add_argument(
-        '--launcher',
-        choices=['none', 'pytorch', 'slurm', 'mpi'],
-        default='none',
-        help='job launcher')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args()
-    if 'LOCAL_RANK' not in os.environ:
-        os.environ['LOCAL_RANK'] = str(args.local_rank)
-    return args
+    return parser.parse_args()
 
 
 def trigger_visualization_hook(cfg, show_dir, interval=None):
@@ -79,16 +63,7 @@ def trigger_visualization_hook(cfg, show_dir, interval=None):
 
 def main():
     args = parse_args()
-    cfg = load_config(args.config)
-    cfg.launcher = args.launcher
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
-    elif cfg.get('work_dir') is None:
-        cfg.work_dir = os.path.join(
-            './work_dirs',
-            os.path.splitext(os.path.basename(args.config))[0])
+    cfg = load_config_with_args(args)
     cfg.load_from = args.checkpoint
     if args.show_dir:
         trigger_visualization_hook(cfg, args.show_dir, args.show_interval)

@@ -5,22 +5,19 @@ Same command line as mmpretrain's and mmseg's ``tools/train.py``; the config's
 compatibility fixes are in place before anything else is.
 """
 import argparse
-import os
-import os.path as osp
 
-from mmengine.config import DictAction
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 import mmdidb  # noqa: F401  (applies mmdidb.compat before mmpretrain loads)
-from mmdidb.apis import format_metrics, load_config
+from mmdidb.apis import add_common_args, format_metrics, load_config_with_args
 from mmdidb.engine import MetricsRecorderHook
 
 
 def parse_args():
     parser = argparse.ArgumentParser(description='Train a model')
     parser.add_argument('config', help='train config file path')
-    parser.add_argument('--work-dir', help='the dir to save logs and models')
+    add_common_args(parser)
     parser.add_argument(
         '--resume',
         nargs='?',
@@ -36,33 +33,13 @@ def parse_args():
         '--auto-scale-lr',
         action='store_true',
         help='scale the lr by the real batch size (auto_scale_lr)')
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override settings of the config, as key=value pairs')
-    parser.add_argument(
-        '--launcher',
-        choices=['none', 'pytorch', 'slurm', 'mpi'],
-        default='none',
-        help='job launcher')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args()
-    if 'LOCAL_RANK' not in os.environ:
-        os.environ['LOCAL_RANK'] = str(args.local_rank)
-    return args
+    return parser.parse_args()
 
 
 def merge_args(cfg, args):
-    """Merge command-line arguments into the config."""
+    """Merge the training-only command-line arguments into the config."""
     if args.no_validate:
         cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
-    cfg.launcher = args.launcher
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
-    elif cfg.get('work_dir') is None:
-        cfg.work_dir = osp.join('./work_dirs',
-                                osp.splitext(osp.basename(args.config))[0])
     if args.amp:
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
         cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
@@ -72,14 +49,12 @@ def merge_args(cfg, args):
         cfg.resume, cfg.load_from = True, args.resume
     if args.auto_scale_lr:
         cfg.auto_scale_lr.enable = True
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
     return cfg
 
 
 def main():
     args = parse_args()
-    cfg = merge_args(load_config(args.config), args)
+    cfg = merge_args(load_config_with_args(args), args)
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg \
         else RUNNERS.build(cfg)
     recorder = MetricsRecorderHook()

@@ -1,8 +1,9 @@
 """Helpers the command-line tools share."""
 import numbers
+import os
 import os.path as osp
 
-from mmengine.config import Config
+from mmengine.config import Config, DictAction
 
 
 def load_config(path: str) -> Config:
@@ -18,3 +19,40 @@ def format_metrics(metrics: dict) -> str:
         f'{k}: {v:.4f}' if isinstance(v, numbers.Real) and
         not isinstance(v, numbers.Integral) else f'{k}: {v}'
         for k, v in (metrics or {}).items())
+
+
+def add_common_args(parser) -> None:
+    """The arguments ``tools/train.py`` and ``tools/test.py`` share."""
+    parser.add_argument('--work-dir', help='the dir to save logs and models')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override settings of the config, as key=value pairs')
+    parser.add_argument(
+        '--launcher',
+        choices=['none', 'pytorch', 'slurm', 'mpi'],
+        default='none',
+        help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+
+
+def load_config_with_args(args) -> Config:
+    """Load ``args.config`` and apply the arguments of :func:`add_common_args`.
+
+    ``--cfg-options`` are merged first, so the tool-specific arguments
+    applied afterwards win; the work dir defaults to
+    ``work_dirs/<config name>``.
+    """
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(args.local_rank)
+    cfg = load_config(args.config)
+    cfg.launcher = args.launcher
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+    if args.work_dir is not None:
+        cfg.work_dir = args.work_dir
+    elif cfg.get('work_dir') is None:
+        cfg.work_dir = osp.join('./work_dirs',
+                                osp.splitext(osp.basename(args.config))[0])
+    return cfg
