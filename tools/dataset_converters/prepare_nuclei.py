@@ -5,8 +5,8 @@ nuclei with its human-annotated instance mask (125 nuclei). This script
 turns it into a tiny two-class (background / nucleus) segmentation dataset:
 
     data/nuclei/
-    ├── images/{train,val}/rYYY_cXXX.png   8-bit grey tiles
-    └── labels/{train,val}/rYYY_cXXX.png   0 = background, 255 = nucleus
+    ├── images/{train,val}/r<row>_c<col>.png   8-bit grey tiles
+    └── labels/{train,val}/r<row>_c<col>.png   0 = background, 255 = nucleus
 
 All tiles come from ONE image. The right-hand ``--val-width`` columns
 (default 128 px, a quarter of the image) are held out as validation tiles
