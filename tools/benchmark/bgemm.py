@@ -24,7 +24,6 @@ import argparse
 import datetime
 import os
 import shlex
-import statistics
 import sys
 from pathlib import Path
 
@@ -85,34 +84,6 @@ def require_gpu():
     if reason is not None:
         sys.exit(f'bgemm.py needs CuPy with NVRTC (pip install -r '
                  f'requirements/cuda.txt): {reason}')
-
-
-def median_ms(fn, iters, repeats, warmup=3):
-    """Median time of one call of ``fn`` in milliseconds (CUDA events).
-
-    Args:
-        fn: Callable launching GPU work.
-        iters: Calls per measurement.
-        repeats: Number of measurements.
-        warmup: Untimed calls first.
-
-    Returns:
-        Median over the measurements of (elapsed / iters).
-    """
-    for _ in range(warmup):
-        fn()
-    torch.cuda.synchronize()
-    times = []
-    for _ in range(repeats):
-        start = torch.cuda.Event(enable_timing=True)
-        stop = torch.cuda.Event(enable_timing=True)
-        start.record()
-        for _ in range(iters):
-            fn()
-        stop.record()
-        stop.synchronize()
-        times.append(start.elapsed_time(stop) / iters)
-    return statistics.median(times)
 
 
 def pm1(x):
@@ -218,6 +189,7 @@ def run(args, paths):
     Returns:
         List of result rows (dicts).
     """
+    from mmdidb.ops.timing import cuda_median_ms
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
     rows = []
@@ -234,7 +206,7 @@ def run(args, paths):
             for name, shape, calls, ok in cases:
                 row = dict(model=model, layer=name, exact=ok, **shape)
                 for column, fn in calls.items():
-                    row[column] = median_ms(fn, args.iters, args.repeats)
+                    row[column] = cuda_median_ms(fn, args.iters, args.repeats)
                 rows.append(row)
                 print(f'{model:10s} b={batch:<4d} {name:7s} ' + ' '.join(
                     f'{c}={row[c]:.4f}' for c in calls), flush=True)

@@ -33,7 +33,6 @@ import copy
 import datetime
 import os
 import shlex
-import statistics
 import sys
 from pathlib import Path
 
@@ -132,27 +131,10 @@ def build(cfg, dtype, deploy=False):
     return model.to(device='cuda', dtype=dtype)
 
 
-def median_ms(fn, iters, repeats, warmup=3):
-    """Median time of one call of ``fn`` in milliseconds (CUDA events)."""
-    for _ in range(warmup):
-        fn()
-    torch.cuda.synchronize()
-    times = []
-    for _ in range(repeats):
-        start = torch.cuda.Event(enable_timing=True)
-        stop = torch.cuda.Event(enable_timing=True)
-        start.record()
-        for _ in range(iters):
-            fn()
-        stop.record()
-        stop.synchronize()
-        times.append(start.elapsed_time(stop) / iters)
-    return statistics.median(times)
-
-
 @torch.inference_mode()
 def measure(model, shape, batch, dtype, args):
     """``(ms per batch, images/s, peak MiB)``, or None when out of memory."""
+    from mmdidb.ops.timing import cuda_median_ms
     x = torch.randn(batch, *shape, device='cuda', dtype=dtype)
 
     def forward():
@@ -165,7 +147,7 @@ def measure(model, shape, batch, dtype, args):
         forward()
         torch.cuda.synchronize()
         peak = torch.cuda.max_memory_allocated() / 2**20
-        ms = median_ms(forward, args.iters, args.repeats)
+        ms = cuda_median_ms(forward, args.iters, args.repeats)
     except torch.cuda.OutOfMemoryError:
         torch.cuda.empty_cache()
         return None
