@@ -1,9 +1,9 @@
 """Registering the backbones in mmsegmentation's registry as well."""
 import importlib.util
 
-from .backbones import DIDBViT
+from .backbones import DIDBSwin, DIDBViT
 
-SEGMENTATION_BACKBONES = (DIDBViT, )
+SEGMENTATION_BACKBONES = (DIDBViT, DIDBSwin)
 
 
 def register_in_mmseg() -> bool:

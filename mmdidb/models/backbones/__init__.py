@@ -1,3 +1,4 @@
+from .didb_swin import DIDBSwin
 from .didb_vit import DIDBViT
 
-__all__ = ['DIDBViT']
+__all__ = ['DIDBViT', 'DIDBSwin']

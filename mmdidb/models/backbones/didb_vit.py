@@ -1,12 +1,10 @@
 """DIDB-ViT: the fully binary DeiT backbone."""
-import re
 from typing import Optional, Sequence, Union
 
 import numpy as np
 import torch
 from mmcv.cnn import build_norm_layer
 from mmcv.cnn.bricks.transformer import PatchEmbed
-from mmengine.logging import print_log
 from mmengine.model.weight_init import trunc_normal_
 from mmpretrain.models.backbones.base_backbone import BaseBackbone
 from mmpretrain.models.backbones.vision_transformer import VisionTransformer
@@ -14,19 +12,15 @@ from mmpretrain.models.utils import resize_pos_embed
 from mmpretrain.registry import MODELS
 from torch import nn
 
-from ..deploy.switch import has_packed_weights
 from ..layers import DIDBTransformerEncoderLayer, IRPReLU
-from ..layers.local_difference import check_theta
+from .deployable import DeployableMixin
+from .switches import build_switches
 
 _ARCH_KEYS = {'embed_dims', 'num_layers', 'num_heads', 'feedforward_channels'}
-# float weights of the binary layers, ours and mmpretrain's (fused qkv, mmcv FFN)
-_FLOAT_BINARY_WEIGHT = re.compile(
-    r'\.(attn\.(q|k|v|qkv|proj|local_difference)|'
-    r'ffn\.(fc1|fc2|layers\.0\.0|layers\.1))\.weight$')
 
 
 @MODELS.register_module()
-class DIDBViT(BaseBackbone):
+class DIDBViT(DeployableMixin, BaseBackbone):
     """DIDB-ViT (Gao et al., arXiv:2507.02222) on the DeiT topology.
 
     Full precision: patch embedding, position embedding, class token,
@@ -132,22 +126,16 @@ class DIDBViT(BaseBackbone):
         self.embed_dims = self.arch_settings['embed_dims']
         self.num_layers = self.arch_settings['num_layers']
         img_size = _check_img_size(img_size, patch_size)
-        check_theta(theta)
-        if not isinstance(hfsc_alpha, (int, float)) or \
-                not 0.0 <= hfsc_alpha <= 1.0:
-            raise ValueError('hfsc_alpha must be a number in [0, 1] (the '
-                             'initial weight of the low band, paper: 0.9), '
-                             f'got {hfsc_alpha!r}')
+        cfgs = build_switches('DIDBViT', diba, theta, hfsc, hfsc_alpha,
+                              irprelu, binary_weights, binary_acts, act_cfg,
+                              norm_cfg, qkv_bias)
         if out_type not in self.OUT_TYPES:
             raise ValueError(f'out_type must be one of {self.OUT_TYPES}, got '
                              f'{out_type!r}')
         if out_type == 'cls_token' and not with_cls_token:
             raise ValueError('with_cls_token must be True when '
                              'out_type="cls_token"')
-        self.switches = dict(diba=diba, theta=theta, hfsc=hfsc,
-                             hfsc_alpha=hfsc_alpha, irprelu=irprelu,
-                             binary_weights=binary_weights,
-                             binary_acts=binary_acts)
+        self.switches = cfgs['switches']
         self.patch_size = patch_size
         self.patch_embed = PatchEmbed(
             **dict(in_channels=in_channels, input_size=img_size,
@@ -173,21 +161,13 @@ class DIDBViT(BaseBackbone):
         self.pre_norm = nn.Identity()
 
         self.out_indices = self._parse_out_indices(out_indices)
-        if act_cfg is None:
-            act_cfg = dict(type='IRPReLU' if irprelu else 'RPReLU')
-        binary = dict(binary_weights=binary_weights, binary_acts=binary_acts,
-                      act_cfg=act_cfg, norm_cfg=norm_cfg)
-        similarity_cfg = dict(type='HFSC', alpha=hfsc_alpha) if hfsc \
-            else dict(type='DotProductSimilarity')
-        attn_cfg = dict(qkv_bias=qkv_bias, diba=diba, theta=theta,
-                        similarity_cfg=similarity_cfg, **binary)
         dpr = np.linspace(0, drop_path_rate, self.num_layers)
         self.layers = nn.ModuleList([
             DIDBTransformerEncoderLayer(
                 self.embed_dims, self.arch_settings['num_heads'],
                 self.arch_settings['feedforward_channels'], num_tokens,
-                self.num_extra_tokens, float(dpr[i]), norm_cfg, attn_cfg,
-                binary) for i in range(self.num_layers)
+                self.num_extra_tokens, float(dpr[i]), norm_cfg, cfgs['attn'],
+                cfgs['binary']) for i in range(self.num_layers)
         ])
 
         # the token offsets are learned on this (possibly non-square) grid
@@ -203,10 +183,7 @@ class DIDBViT(BaseBackbone):
         self.frozen_stages = frozen_stages
         if frozen_stages > 0:
             self._freeze_stages()
-        self.deploy = False
-        self._register_load_state_dict_pre_hook(self._switch_for_checkpoint)
-        if deploy:
-            self.switch_to_deploy()
+        self._init_deploy(deploy)
 
     # mmpretrain's ViT logic works unchanged on our attributes.
     _prepare_pos_embed = VisionTransformer._prepare_pos_embed
@@ -240,43 +217,6 @@ class DIDBViT(BaseBackbone):
                                  f'{self.num_layers} layers')
             parsed.append(real)
         return parsed
-
-    def switch_to_deploy(self) -> None:
-        """Pack the binary weights and run the binary products on bits.
-
-        Every binary linear keeps its weight as ``int32`` words (1 bit per
-        weight) plus one scale per output channel, Q·Kᵀ and A·V run as
-        XNOR/AND-popcount GEMMs, DIBA's θ×θ kernel is kept as packed signs.
-        Full-precision parts (patch embedding, norms, softmax, activations,
-        scales) are unchanged. Every integer product equals the training
-        graph's; the only float difference is the rounding of the scale
-        multiplications (see :mod:`mmdidb.models.deploy`, "Numerics").
-        Not reversible.
-        """
-        for module in self.modules():
-            if module is not self and hasattr(module, 'switch_to_deploy'):
-                module.switch_to_deploy()
-        self.deploy = True
-
-    def _switch_for_checkpoint(self, state_dict, prefix, *args, **kwargs):
-        """Load hook: switch to deploy mode for a deploy checkpoint.
-
-        It runs before the children load their entries, so they then find
-        the packed buffers the checkpoint holds.
-        """
-        packed = has_packed_weights(state_dict, prefix)
-        if packed and not self.deploy:
-            print_log('DIDBViT: the checkpoint holds packed binary weights, '
-                      'switching to deploy mode', logger='current')
-            self.switch_to_deploy()
-        elif not packed and has_packed_weights(dict(self.named_buffers())) \
-                and any(k.startswith(prefix) and _FLOAT_BINARY_WEIGHT.search(k)
-                        for k in state_dict):
-            raise RuntimeError(
-                'DIDBViT is in deploy mode but the checkpoint holds float '
-                'binary-layer weights; load it into a model in training form '
-                'and call switch_to_deploy() afterwards, or convert it with '
-                'tools/deploy/convert.py')
 
     def init_weights(self):
         super().init_weights()

@@ -13,12 +13,16 @@ from .ffn import BinaryFFN
 from .haar import StationaryHaarSplit, haar_split_grid
 from .irprelu import IRPReLU
 from .local_difference import LocalDifference
+from .patch_merging import BinaryPatchMerging
 from .similarity import HFSC, DotProductSimilarity
+from .swin_block import DIDBSwinBlock
+from .window_diba import ShiftWindowDIBA, WindowDIBA
 from .wrapped_linear import WrappedBinaryLinear
 
 __all__ = [
     'sign', 'approx_sign', 'binarize_weight', 'WeightBinarizer', 'RSign',
     'ElasticBinarizer', 'BinaryLinear', 'WrappedBinaryLinear', 'IRPReLU',
     'StationaryHaarSplit', 'haar_split_grid', 'HFSC', 'DotProductSimilarity',
-    'LocalDifference', 'DIBA', 'BinaryFFN', 'DIDBTransformerEncoderLayer'
+    'LocalDifference', 'DIBA', 'BinaryFFN', 'DIDBTransformerEncoderLayer',
+    'BinaryPatchMerging', 'WindowDIBA', 'ShiftWindowDIBA', 'DIDBSwinBlock'
 ]

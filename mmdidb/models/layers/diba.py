@@ -2,6 +2,7 @@
 from typing import Optional, Sequence
 
 import torch
+import torch.nn.functional as F
 from mmengine.model import BaseModule
 from mmengine.registry import MODELS
 
@@ -9,6 +10,7 @@ from ..deploy.packed_ops import mask_value_product
 from .binarizers import ElasticBinarizer, RSign
 from .local_difference import LocalDifference, check_theta
 from .similarity import merge_heads, split_heads
+from .token_grid import grid_to_tokens, tokens_to_grid
 from .wrapped_linear import WrappedBinaryLinear
 
 
@@ -49,6 +51,10 @@ class DIBA(BaseModule):
         act_cfg (dict): Activation of the wrapped linears. Defaults to
             IRPReLU.
         norm_cfg (dict): Norm of the wrapped linears. Defaults to LN.
+        kv_num_tokens (int, optional): Tokens of the keys and values when
+            they differ from the queries (spatial-reduction attention,
+            :class:`SRDIBA`); sets the K/V offsets, the initial alpha and
+            D's grid. Defaults to ``num_tokens``.
         init_cfg (dict, optional): Initialisation config.
 
     Deploy mode (:meth:`switch_to_deploy`, binary activations only): ``A V``
@@ -70,26 +76,30 @@ class DIBA(BaseModule):
                  binary_acts: bool = True,
                  act_cfg: dict = dict(type='IRPReLU'),
                  norm_cfg: dict = dict(type='LN', eps=1e-6),
+                 kv_num_tokens: Optional[int] = None,
                  init_cfg: Optional[dict] = None):
         super().__init__(init_cfg)
+        kv_num_tokens = num_tokens if kv_num_tokens is None else kv_num_tokens
         if embed_dims % num_heads:
             raise ValueError(f'DIBA: embed_dims={embed_dims} is not divisible '
                              f'by num_heads={num_heads}')
         check_theta(theta)
         self.embed_dims = embed_dims
         self.num_heads = num_heads
+        self.num_extra_tokens = num_extra_tokens
         self.scale = (embed_dims // num_heads)**-0.5
         self.diba = diba
         self.binary_acts = binary_acts
         self.deploy = False
 
-        def linear(bias):
+        def linear(bias, tokens=num_tokens):
             return WrappedBinaryLinear(
                 embed_dims, embed_dims, bias, binary_weights, binary_acts,
-                norm_cfg, act_cfg, num_tokens, num_extra_tokens)
+                norm_cfg, act_cfg, tokens, num_extra_tokens)
 
-        self.q, self.k, self.v = linear(qkv_bias), linear(qkv_bias), \
-            linear(qkv_bias)
+        self.q = linear(qkv_bias)
+        self.k = linear(qkv_bias, kv_num_tokens)
+        self.v = linear(qkv_bias, kv_num_tokens)
         self.proj = linear(True)
         self.similarity = MODELS.build(
             similarity_cfg,
@@ -97,7 +107,7 @@ class DIBA(BaseModule):
                               binary_acts=binary_acts,
                               num_extra_tokens=num_extra_tokens))
         if binary_acts:
-            self.attn_binarizer = ElasticBinarizer(num_heads, num_tokens)
+            self.attn_binarizer = ElasticBinarizer(num_heads, kv_num_tokens)
             self.v_binarizer = RSign(embed_dims)
         else:
             self.attn_binarizer = self.v_binarizer = None
@@ -106,23 +116,39 @@ class DIBA(BaseModule):
             binary_weights) if diba and theta > 1 else None
         self._register_load_state_dict_pre_hook(_split_fused_qkv, with_module=True)
 
-    def attention(self, x: torch.Tensor,
-                  hw_shape: Optional[Sequence[int]]) -> torch.Tensor:
-        """The (binarized) attention matrix, (B, heads, N, N)."""
-        sim = self.similarity(x, hw_shape, self.q, self.k) * self.scale
-        probs = sim.softmax(dim=-1)
+    def logits(self, x: torch.Tensor, hw_shape: Optional[Sequence[int]],
+               **kwargs) -> torch.Tensor:
+        """Scaled similarities, (B, heads, N, M); ``kwargs`` go to it."""
+        return self.similarity(x, hw_shape, self.q, self.k,
+                               **kwargs) * self.scale
+
+    def binarize(self, logits: torch.Tensor) -> torch.Tensor:
+        """Softmax, then the elastic binarizer (binary activations only)."""
+        probs = logits.softmax(dim=-1)
         if self.attn_binarizer is not None:
             return self.attn_binarizer(probs)
         return probs
 
+    def attention(self, x: torch.Tensor,
+                  hw_shape: Optional[Sequence[int]]) -> torch.Tensor:
+        """The (binarized) attention matrix, (B, heads, N, N)."""
+        return self.binarize(self.logits(x, hw_shape))
+
     def aggregate(self, attn: torch.Tensor, v: torch.Tensor,
-                  hw_shape: Optional[Sequence[int]] = None) -> torch.Tensor:
+                  hw_shape: Optional[Sequence[int]] = None,
+                  v_hw_shape: Optional[Sequence[int]] = None,
+                  regions: Optional[torch.Tensor] = None) -> torch.Tensor:
         """Combine values: ``A V (+ (1 - A·1) ⊙ V + D(V))``.
 
         Args:
-            attn (Tensor): (B, heads, N, N) attention.
-            v (Tensor): (B, N, C) values (already binarized if configured).
-            hw_shape (tuple[int, int], optional): Patch grid.
+            attn (Tensor): (B, heads, N, M) attention.
+            v (Tensor): (B, M, C) values (already binarized if configured).
+            hw_shape (tuple[int, int], optional): Patch grid of the queries.
+            v_hw_shape (tuple[int, int], optional): Grid of the values when
+                they are fewer than the queries (spatial reduction): a
+                query's own value in the self term, and ``D(V)``, are then
+                those of the reduced cell it falls in (nearest upsampling).
+            regions (Tensor, optional): Shift-region labels for ``D``.
 
         Returns:
             Tensor: (B, N, C).
@@ -133,20 +159,35 @@ class DIBA(BaseModule):
             out = mask_value_product(attn, alpha, v_heads)
         else:
             out = attn @ v_heads
+        reduced = v.shape[1] != attn.shape[-2]
         if self.diba:
-            out = out + (1 - attn.sum(dim=-1, keepdim=True)) * v_heads
+            own = _upsample_tokens(v, v_hw_shape, hw_shape,
+                                   self.num_extra_tokens) \
+                if reduced else v
+            out = out + (1 - attn.sum(dim=-1, keepdim=True)) * split_heads(
+                own, self.num_heads)
         out = merge_heads(out)
         if self.local_difference is not None:
-            out = out + self.local_difference(v, hw_shape)
+            diff = self.local_difference(v, v_hw_shape or hw_shape, regions)
+            if reduced:
+                diff = _upsample_tokens(diff, v_hw_shape, hw_shape,
+                                        self.num_extra_tokens)
+            out = out + diff
         return out
 
     def forward(self, x: torch.Tensor,
                 hw_shape: Optional[Sequence[int]] = None) -> torch.Tensor:
         attn = self.attention(x, hw_shape)
+        return self.proj(self.aggregate(attn, self.values(x, hw_shape),
+                                        hw_shape), hw_shape)
+
+    def values(self, x: torch.Tensor,
+               hw_shape: Optional[Sequence[int]] = None) -> torch.Tensor:
+        """The (binarized) values of ``x``, (B, M, C)."""
         v = self.v(x, hw_shape)
         if self.v_binarizer is not None:
             v = self.v_binarizer(v)
-        return self.proj(self.aggregate(attn, v, hw_shape), hw_shape)
+        return v
 
     def switch_to_deploy(self) -> None:
         """Run ``A V`` on packed bits (no-op with full-precision activations)."""
@@ -161,3 +202,11 @@ def _split_fused_qkv(module, state_dict, prefix, *args, **kwargs):
             continue
         for name, part in zip('qkv', fused.chunk(3, dim=0)):
             state_dict[f'{prefix}{name}.{param}'] = part
+
+
+def _upsample_tokens(x: torch.Tensor, src_hw: Sequence[int],
+                     dst_hw: Sequence[int], num_extra_tokens: int = 0):
+    """Nearest-upsample (B, M, C) grid tokens from ``src_hw`` to ``dst_hw``."""
+    extra, grid = tokens_to_grid(x, src_hw, num_extra_tokens)
+    grid = F.interpolate(grid, size=tuple(dst_hw), mode='nearest')
+    return grid_to_tokens(extra, grid)

@@ -5,19 +5,39 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .token_grid import grid_to_tokens, tokens_to_grid
+from .token_grid import grid_to_tokens, per_window, region_masks, tokens_to_grid
 
 
-def haar_split_grid(grid: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+def haar_split_grid(grid: torch.Tensor,
+                    regions: Optional[torch.Tensor] = None
+                    ) -> Tuple[torch.Tensor, torch.Tensor]:
     """Split a (B, C, H, W) map into its low and high bands.
 
     ``low`` at (i, j) is the mean of the 2x2 window starting there (stride 1,
     the last row/column replicate-padded); ``high = x - low`` is the sum of
     the three detail bands, so ``low + high == x``.
+
+    With ``regions`` (shifted windows, ``grid`` holding ``B * nW`` windows),
+    only the members of the 2x2 window in the token's own region count:
+    ``low`` is their mean. Without regions that is the same number, since
+    replicate padding at the border also averages only in-grid members.
     """
-    padded = F.pad(grid, (0, 1, 0, 1), mode='replicate')
-    low = F.avg_pool2d(padded, kernel_size=2, stride=1)
+    if regions is None:
+        padded = F.pad(grid, (0, 1, 0, 1), mode='replicate')
+        low = F.avg_pool2d(padded, kernel_size=2, stride=1)
+        return low, grid - low
+    low = torch.zeros_like(grid)
+    for mask in region_masks(regions, grid.dtype):
+        sums = _box2x2_sum(per_window(grid, mask))
+        counts = _box2x2_sum(mask).clamp(min=1)
+        low = low + per_window(sums, mask / counts)
     return low, grid - low
+
+
+def _box2x2_sum(grid: torch.Tensor) -> torch.Tensor:
+    """Sum of each stride-1 2x2 window, zero past the bottom/right border."""
+    padded = F.pad(grid, (0, 1, 0, 1))
+    return F.avg_pool2d(padded, kernel_size=2, stride=1) * 4
 
 
 class StationaryHaarSplit(nn.Module):
@@ -35,9 +55,14 @@ class StationaryHaarSplit(nn.Module):
         self.num_extra_tokens = num_extra_tokens
 
     def forward(self, x: torch.Tensor,
-                hw_shape: Optional[Sequence[int]] = None):
-        """Return ``(low, high)``, each shaped like ``x`` (B, N, C)."""
+                hw_shape: Optional[Sequence[int]] = None,
+                regions: Optional[torch.Tensor] = None):
+        """Return ``(low, high)``, each shaped like ``x`` (B, N, C).
+
+        ``regions`` (``(nW, h, w)`` labels, window attention only) keeps the
+        split inside each shift region, see :func:`haar_split_grid`.
+        """
         extra, grid = tokens_to_grid(x, hw_shape, self.num_extra_tokens)
-        low, high = haar_split_grid(grid)
+        low, high = haar_split_grid(grid, regions)
         return (grid_to_tokens(extra, low),
                 grid_to_tokens(torch.zeros_like(extra), high))

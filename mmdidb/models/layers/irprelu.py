@@ -6,7 +6,7 @@ import torch.nn.functional as F
 from mmengine.registry import MODELS
 from torch import nn
 
-from .token_grid import resize_token_param
+from .token_grid import resize_token_param, tile_window_param
 
 
 @MODELS.register_module()
@@ -37,6 +37,11 @@ class IRPReLU(nn.Module):
             'bicubic', as for the position embedding.
         token_grid (tuple[int, int], optional): The patch grid ``b`` is
             learned on; None means square. The backbone sets it.
+        window_size (int, optional): Window-attention backbones (DIDBSwin)
+            learn ``b`` per position inside a window (``num_tokens`` is then
+            ``window_size**2``, no extra tokens); a whole feature map gets
+            ``b`` tiled window by window instead of resized. The backbone
+            sets it.
     """
 
     takes_hw_shape = True
@@ -47,9 +52,11 @@ class IRPReLU(nn.Module):
                  num_extra_tokens: int = 1,
                  init_slope: float = 0.25,
                  interpolate_mode: str = 'bicubic',
-                 token_grid: Optional[Sequence[int]] = None):
+                 token_grid: Optional[Sequence[int]] = None,
+                 window_size: Optional[int] = None):
         super().__init__()
         self.token_grid = token_grid
+        self.window_size = window_size
         self.num_channels = num_channels
         self.num_extra_tokens = num_extra_tokens
         self.interpolate_mode = interpolate_mode
@@ -71,6 +78,13 @@ class IRPReLU(nn.Module):
         """The ``(num_tokens, 1)`` offset, resized to ``hw_shape`` if needed."""
         if num_tokens == self.token_offset.shape[0]:
             return self.token_offset
+        if self.window_size is not None:
+            if hw_shape is None:
+                raise ValueError(
+                    f'IRPReLU: {num_tokens} tokens with per-window-position '
+                    f'offsets (window_size={self.window_size}) need hw_shape')
+            return tile_window_param(self.token_offset, self.window_size,
+                                     hw_shape)
         return resize_token_param(self.token_offset, num_tokens, hw_shape,
                                   self.num_extra_tokens,
                                   self.interpolate_mode, self.token_grid)
@@ -97,7 +111,8 @@ class IRPReLU(nn.Module):
 
     def _resize_on_load(self, state_dict, prefix, *args, **kwargs):
         key = prefix + 'token_offset'
-        if key in state_dict and self.token_offset is not None:
+        if key in state_dict and self.token_offset is not None \
+                and self.window_size is None:
             src = state_dict[key]
             if src.shape != self.token_offset.shape:
                 state_dict[key] = resize_token_param(

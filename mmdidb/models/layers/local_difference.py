@@ -7,7 +7,7 @@ from torch import nn
 
 from ..deploy.packed_ops import pack_kernel, unpack_kernel
 from .binarizers import binarize_weight
-from .token_grid import grid_to_tokens, tokens_to_grid
+from .token_grid import grid_to_tokens, per_window, region_masks, tokens_to_grid
 
 
 class LocalDifference(nn.Module):
@@ -75,17 +75,39 @@ class LocalDifference(nn.Module):
                                         self.weight_scale.dtype)
 
     def forward(self, v: torch.Tensor,
-                hw_shape: Optional[Sequence[int]] = None) -> torch.Tensor:
-        """``D(V)`` for (B, N, C) values, same shape."""
+                hw_shape: Optional[Sequence[int]] = None,
+                regions: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """``D(V)`` for (B, N, C) values, same shape.
+
+        ``regions`` (``(nW, h, w)`` labels of Swin's shifted windows, ``v``
+        holding ``B * nW`` windows) restricts each neighbourhood to the
+        token's own region: tokens that a shifted window brings together
+        from opposite image borders are not neighbours.
+        """
         extra, grid = tokens_to_grid(v, hw_shape, self.num_extra_tokens)
         kernel = self.kernel_pm1.to(grid.dtype) if self.deploy \
             else self.kernel()
         pad = self.theta // 2
         channels = grid.shape[1]
-        neighbours = F.conv2d(grid, kernel, padding=pad, groups=channels)
-        inside = torch.ones_like(grid[:1, :1]).expand(1, channels,
-                                                      *grid.shape[2:])
-        weight_sums = F.conv2d(inside, kernel, padding=pad, groups=channels)
+
+        def conv(x):
+            return F.conv2d(x, kernel, padding=pad, groups=channels)
+
+        if regions is None:
+            neighbours = conv(grid)
+            inside = torch.ones_like(grid[:1, :1]).expand(
+                1, channels, *grid.shape[2:])
+            weight_sums = conv(inside)
+        else:
+            neighbours = weight_sums = 0
+            for mask in region_masks(regions, grid.dtype):
+                neighbours = neighbours + per_window(
+                    conv(per_window(grid, mask)), mask)
+                # in-region weight sums, per window: (nW, C, h, w)
+                weight_sums = weight_sums + per_window(
+                    conv(mask.expand(-1, channels, -1, -1)), mask)
+            weight_sums = weight_sums.repeat(
+                grid.shape[0] // weight_sums.shape[0], 1, 1, 1)
         scale = self.scale
         if self.deploy:
             scale = self.weight_scale.to(grid.dtype) * scale

@@ -72,10 +72,19 @@ class DotProductSimilarity(nn.Module):
         self.binarizers = _QKBinarizers(embed_dims, binary_acts)
 
     def forward(self, x: torch.Tensor, hw_shape: Optional[Sequence[int]],
-                q_proj: Callable, k_proj: Callable) -> torch.Tensor:
-        """Return (B, heads, N, N) similarities, unscaled."""
+                q_proj: Callable, k_proj: Callable,
+                kv: Optional[torch.Tensor] = None,
+                kv_hw_shape: Optional[Sequence[int]] = None,
+                regions: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Return (B, heads, N, M) similarities, unscaled.
+
+        Keys come from ``kv`` (M tokens on ``kv_hw_shape``; spatial-reduction
+        attention) when given, else from ``x``. ``regions`` is accepted for a
+        common signature with :class:`HFSC`; a plain product needs no grid.
+        """
+        kv, kv_hw_shape = (x, hw_shape) if kv is None else (kv, kv_hw_shape)
         q = apply_activation(q_proj, x, hw_shape)
-        k = apply_activation(k_proj, x, hw_shape)
+        k = apply_activation(k_proj, kv, kv_hw_shape)
         return self.binarizers.product(q, k, self.num_heads)
 
 
@@ -117,13 +126,33 @@ class HFSC(nn.Module):
                                   requires_grad=learnable_alpha)
 
     def forward(self, x: torch.Tensor, hw_shape: Optional[Sequence[int]],
-                q_proj: Callable, k_proj: Callable) -> torch.Tensor:
-        """Return (B, heads, N, N) similarities, unscaled."""
-        low, high = self.split(x, hw_shape)
+                q_proj: Callable, k_proj: Callable,
+                kv: Optional[torch.Tensor] = None,
+                kv_hw_shape: Optional[Sequence[int]] = None,
+                regions: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Return (B, heads, N, M) similarities, unscaled.
+
+        Args:
+            x (Tensor): (B, N, C) attention input (queries).
+            hw_shape (tuple[int, int], optional): Grid of ``x``.
+            q_proj, k_proj (callable): The attention's Q and K layers.
+            kv (Tensor, optional): (B, M, C) key input of spatial-reduction
+                attention, split on its own grid ``kv_hw_shape``; None uses
+                ``x``.
+            kv_hw_shape (tuple[int, int], optional): Grid of ``kv``.
+            regions (Tensor, optional): Shift-region labels of window
+                attention, see :func:`~mmdidb.models.layers.haar_split_grid`.
+        """
+        q_bands = self.split(x, hw_shape, regions)
+        if kv is None:
+            kv, kv_hw_shape, k_bands = x, hw_shape, q_bands
+        else:
+            k_bands = self.split(kv, kv_hw_shape, regions)
         sims = []
-        for band, binarizers in ((low, self.low), (high, self.high)):
-            q = apply_activation(q_proj, band, hw_shape)
-            k = apply_activation(k_proj, band, hw_shape)
+        for q_band, k_band, binarizers in zip(q_bands, k_bands,
+                                              (self.low, self.high)):
+            q = apply_activation(q_proj, q_band, hw_shape)
+            k = apply_activation(k_proj, k_band, kv_hw_shape)
             sims.append(binarizers.product(q, k, self.num_heads))
         a = self.alpha.clamp(0.0, 1.0)
         return a * sims[0] + (1 - a) * sims[1]

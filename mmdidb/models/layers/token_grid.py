@@ -67,3 +67,59 @@ def resize_token_param(param: torch.Tensor,
                             align_corners=False)
     patches = patches.reshape(param.shape[1], -1).t()
     return torch.cat([extra, patches], dim=0)
+
+
+def tile_window_param(param: torch.Tensor, window_size: int,
+                      hw_shape: Sequence[int]) -> torch.Tensor:
+    """Tile a per-window-position parameter over a whole feature map.
+
+    Args:
+        param (Tensor): ``(window_size**2, C)``, one row per position inside
+            a window (row-major).
+        window_size (int): Side of the window.
+        hw_shape (tuple[int, int]): The feature map; it need not be a
+            multiple of the window (the tiling is cropped, as Swin pads).
+
+    Returns:
+        Tensor: ``(H * W, C)``; the token at (i, j) gets the row of window
+        position ``(i % window_size, j % window_size)``.
+    """
+    h, w = int(hw_shape[0]), int(hw_shape[1])
+    channels = param.shape[1]
+    grid = param.reshape(window_size, window_size, channels)
+    reps_h, reps_w = -(-h // window_size), -(-w // window_size)
+    tiled = grid.repeat(reps_h, reps_w, 1)[:h, :w]
+    return tiled.reshape(h * w, channels)
+
+
+def region_masks(regions: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """0/1 masks of the shift regions of each window.
+
+    Args:
+        regions (Tensor): ``(nW, h, w)`` integer labels: tokens of a window
+            with different labels come from different parts of the image
+            (Swin's shifted windows) and are not neighbours.
+        dtype (torch.dtype): Dtype of the masks.
+
+    Returns:
+        Tensor: ``(R, nW, 1, h, w)``, one mask per label present.
+    """
+    labels = torch.unique(regions)
+    masks = regions.unsqueeze(0) == labels.view(-1, 1, 1, 1)
+    return masks.unsqueeze(2).to(dtype)
+
+
+def per_window(grid: torch.Tensor, window_map: torch.Tensor) -> torch.Tensor:
+    """Multiply window-batched maps by a per-window map.
+
+    Args:
+        grid (Tensor): ``(B * nW, C, h, w)``, windows batch-major (as Swin's
+            window partition orders them).
+        window_map (Tensor): ``(nW, 1 or C, h, w)``.
+
+    Returns:
+        Tensor: ``grid * window_map`` with the map repeated over the batch.
+    """
+    nw = window_map.shape[0]
+    shape = grid.shape
+    return (grid.view(-1, nw, *shape[1:]) * window_map).view(shape)

@@ -68,8 +68,20 @@ class WrappedBinaryLinear(BinaryLinear):
 
     def forward(self,
                 x: torch.Tensor,
-                hw_shape: Optional[Sequence[int]] = None) -> torch.Tensor:
-        y = self.norm(super().forward(x)) + self.shortcut(x)
+                hw_shape: Optional[Sequence[int]] = None,
+                shortcut: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """``act(Norm(BinaryLinear(x)) + shortcut)``.
+
+        Args:
+            x (Tensor): (..., in_features) input.
+            hw_shape (tuple[int, int], optional): Grid of the output tokens,
+                for IRPReLU.
+            shortcut (Tensor, optional): The shortcut branch when it is not
+                a function of ``x`` alone (patch merging's pooled input);
+                defaults to :meth:`shortcut` of ``x``.
+        """
+        shortcut = self.shortcut(x) if shortcut is None else shortcut
+        y = self.norm(super().forward(x)) + shortcut
         return apply_activation(self.act, y, hw_shape)
 
 

@@ -1,0 +1,277 @@
+"""DIDBSwin: the fully binary Swin Transformer with the DIDB modules."""
+from typing import Optional, Sequence, Union
+
+import torch
+from mmcv.cnn import build_norm_layer
+from mmcv.cnn.bricks.transformer import PatchEmbed
+from mmengine.model import ModuleList
+from mmpretrain.models.backbones.base_backbone import BaseBackbone
+from mmpretrain.models.backbones.swin_transformer import SwinTransformer
+from mmpretrain.registry import MODELS
+from torch import nn
+
+from ..layers import BinaryPatchMerging, DIDBSwinBlock, IRPReLU
+from ..layers.window_diba import check_window_fit
+from .deployable import DeployableMixin
+from .switches import build_switches
+
+_ARCH_KEYS = {'embed_dims', 'depths', 'num_heads'}
+
+
+class DIDBSwinStage(nn.Module):
+    """The blocks of one stage and the patch merging after it.
+
+    Named like mmpretrain's ``SwinBlockSequence`` (``blocks``,
+    ``downsample``).
+    """
+
+    def __init__(self, blocks: Sequence[nn.Module],
+                 downsample: Optional[nn.Module]):
+        super().__init__()
+        self.blocks = ModuleList(blocks)
+        self.downsample = downsample
+
+    def forward(self, x, hw_shape):
+        for block in self.blocks:
+            x = block(x, hw_shape)
+        return x
+
+
+@MODELS.register_module()
+class DIDBSwin(DeployableMixin, BaseBackbone):
+    """DIDB-ViT's modules on the Swin Transformer topology.
+
+    Swin (Liu et al. 2021): patch embedding, stages of (shifted-)window
+    blocks, patch merging between stages, multi-level outputs. Made binary
+    as DIDB-ViT (METHOD.md sections 1-5):
+
+    - every linear layer of every block is a wrapped binary linear (Q, K, V,
+      output projection, both FFN layers), and so is the patch-merging
+      reduction (with BinaryViT's average-pooling shortcut,
+      :class:`BinaryPatchMerging`);
+    - attention is DIBA inside each window (:class:`WindowDIBA`): binary
+      ``Q·Kᵀ`` and ``A·V``, the self term, and the θ×θ local term on the
+      window's token grid; Swin's relative position bias stays full
+      precision;
+    - HFSC splits each window's grid into Haar bands;
+    - IRPReLU's token offsets are one per window position (``window_size²``
+      values), tiled over whole maps in the FFN and the patch merging;
+    - in shifted windows, tokens of different shift regions neither attend
+      to each other (Swin's mask) nor count as neighbours for the Haar split
+      and ``D(V)``.
+
+    Full precision: patch embedding, LayerNorms, softmax, relative position
+    bias, residuals, all scales and shifts. State-dict keys follow
+    mmpretrain's :class:`SwinTransformer` (``qkv`` is split on load), so
+    ``init_cfg=dict(type='Pretrained', checkpoint=<FP Swin>)`` initialises
+    every binary layer; only the binarizers', wrappers' norms' and
+    activations' own parameters are new.
+
+    Args:
+        arch (str | dict): 'mini' (Fashion-MNIST demo) or 'tiny' (Swin-T:
+            96 channels, depths 2-2-6-2, heads 3-6-12-24), or a dict with
+            ``embed_dims``, ``depths`` and ``num_heads`` (lists of the same
+            length). Defaults to 'tiny'.
+        img_size (int | tuple): Input size the checks are made for.
+            Defaults to 224.
+        patch_size (int): Patch size. Defaults to 4.
+        in_channels (int): Input channels. Defaults to 3.
+        window_size (int): Window side. Defaults to 7.
+        ffn_ratio (float): FFN expansion. Defaults to 4.
+        drop_path_rate (float): Stochastic depth. Defaults to 0.
+        out_indices (Sequence[int]): Stages whose (normed) output is
+            returned as (B, C, H, W). Defaults to (3, ).
+        pad_small_map (bool): Pad maps smaller than a window (segmentation);
+            False raises at build time for ``img_size``. Defaults to False.
+        pad_to_window (bool): Pad maps that are not a multiple of the
+            window, as Swin does. False makes such sizes an error.
+            Defaults to True.
+        norm_cfg (dict): Norms. Defaults to LN.
+        diba, theta, hfsc, hfsc_alpha, irprelu, binary_weights, binary_acts,
+        act_cfg, qkv_bias: The DIDB switches, as in :class:`DIDBViT`.
+        frozen_stages (int): Stages to freeze, -1 for none. Defaults to -1.
+        norm_eval (bool): Keep BatchNorms in eval mode. Defaults to False.
+        patch_cfg (dict): Extra arguments of the patch embedding.
+        deploy (bool): Build in deploy mode. Defaults to False.
+        init_cfg (dict, optional): Initialisation config.
+    """
+    arch_zoo = {
+        'mini': dict(embed_dims=48, depths=[2, 4], num_heads=[2, 4]),
+        'tiny': dict(embed_dims=96, depths=[2, 2, 6, 2],
+                     num_heads=[3, 6, 12, 24]),
+    }
+    num_extra_tokens = 0
+
+    def __init__(self,
+                 arch: Union[str, dict] = 'tiny',
+                 img_size: Union[int, Sequence[int]] = 224,
+                 patch_size: int = 4,
+                 in_channels: int = 3,
+                 window_size: int = 7,
+                 ffn_ratio: float = 4.,
+                 drop_path_rate: float = 0.,
+                 out_indices: Sequence[int] = (3, ),
+                 pad_small_map: bool = False,
+                 pad_to_window: bool = True,
+                 norm_cfg: dict = dict(type='LN'),
+                 diba: bool = True,
+                 theta: int = 3,
+                 hfsc: bool = True,
+                 hfsc_alpha: float = 0.9,
+                 irprelu: bool = True,
+                 binary_weights: bool = True,
+                 binary_acts: bool = True,
+                 act_cfg: Optional[dict] = None,
+                 qkv_bias: bool = True,
+                 frozen_stages: int = -1,
+                 norm_eval: bool = False,
+                 patch_cfg: dict = dict(),
+                 deploy: bool = False,
+                 init_cfg: Optional[dict] = None):
+        super().__init__(init_cfg)
+        arch = parse_stage_arch('DIDBSwin', arch, self.arch_zoo)
+        self.arch_settings = arch
+        self.embed_dims = arch['embed_dims']
+        self.depths = list(arch['depths'])
+        self.num_heads = list(arch['num_heads'])
+        self.num_layers = len(self.depths)
+        if not isinstance(window_size, int) or window_size < 2:
+            raise ValueError(f'DIDBSwin: window_size must be an int >= 2, '
+                             f'got {window_size!r}')
+        self.window_size = window_size
+        self.pad_small_map = pad_small_map
+        self.pad_to_window = pad_to_window
+        cfgs = build_switches('DIDBSwin', diba, theta, hfsc, hfsc_alpha,
+                              irprelu, binary_weights, binary_acts, act_cfg,
+                              norm_cfg, qkv_bias)
+        self.switches = cfgs['switches']
+        self.out_indices = parse_stage_indices('DIDBSwin', out_indices,
+                                               self.num_layers)
+
+        self.patch_embed = PatchEmbed(**dict(
+            in_channels=in_channels, input_size=img_size,
+            embed_dims=self.embed_dims, conv_type='Conv2d',
+            kernel_size=patch_size, stride=patch_size,
+            norm_cfg=dict(type='LN'), **patch_cfg))
+        self.patch_resolution = self.patch_embed.init_out_size
+        self._check_maps(self.patch_resolution, 'img_size')
+        self.drop_after_pos = nn.Identity()
+
+        dpr = torch.linspace(0, drop_path_rate, sum(self.depths)).tolist()
+        self.stages = ModuleList()
+        self.num_features = []
+        dims = self.embed_dims
+        for i, (depth, heads) in enumerate(zip(self.depths, self.num_heads)):
+            blocks = [
+                DIDBSwinBlock(
+                    dims, heads, window_size, shift=j % 2 == 1,
+                    ffn_ratio=ffn_ratio, drop_path=dpr.pop(0),
+                    pad_small_map=pad_small_map, pad_to_window=pad_to_window,
+                    norm_cfg=norm_cfg, attn_cfg=cfgs['attn'],
+                    ffn_cfg=cfgs['binary']) for j in range(depth)
+            ]
+            downsample = None
+            if i < self.num_layers - 1:
+                downsample = BinaryPatchMerging(
+                    dims, 2 * dims, num_tokens=window_size**2,
+                    **cfgs['binary'])
+            self.stages.append(DIDBSwinStage(blocks, downsample))
+            self.num_features.append(dims)
+            dims = 2 * dims
+        for module in self.stages.modules():
+            if isinstance(module, IRPReLU):
+                module.window_size = window_size
+        for i in self.out_indices:
+            self.add_module(f'norm{i}',
+                            build_norm_layer(norm_cfg,
+                                             self.num_features[i])[1])
+        self.frozen_stages = frozen_stages
+        self.norm_eval = norm_eval
+        self.out_after_downsample = False
+        self._register_load_state_dict_pre_hook(
+            self._prepare_relative_position_bias_table)
+        self._init_deploy(deploy)
+
+    # mmpretrain's Swin logic works unchanged on our attributes
+    _prepare_relative_position_bias_table = \
+        SwinTransformer._prepare_relative_position_bias_table
+    _freeze_stages = SwinTransformer._freeze_stages
+    get_layer_depth = SwinTransformer.get_layer_depth
+    train = SwinTransformer.train
+
+    def _check_maps(self, hw_shape, field: str) -> None:
+        """Check every stage's map against the window rules for this size."""
+        h, w = hw_shape
+        for stage in range(self.num_layers):
+            try:
+                check_window_fit((h, w), self.window_size, self.pad_small_map,
+                                 self.pad_to_window)
+            except ValueError as err:
+                raise ValueError(f'DIDBSwin: {field} gives stage {stage} a '
+                                 f'{err}') from None
+            h, w = -(-h // 2), -(-w // 2)
+
+    def init_weights(self):
+        super().init_weights()
+        if isinstance(self.init_cfg, dict) and \
+                self.init_cfg['type'] == 'Pretrained':
+            return
+        for module in self.modules():
+            if hasattr(module, 'relative_position_bias_table'):
+                module.init_weights()
+
+    def forward(self, x: torch.Tensor) -> tuple:
+        x, hw_shape = self.patch_embed(x)
+        self._check_maps(hw_shape, 'the input size')
+        outs = []
+        for i, stage in enumerate(self.stages):
+            x = stage(x, hw_shape)
+            if i in self.out_indices:
+                out = getattr(self, f'norm{i}')(x)
+                outs.append(out.view(-1, *hw_shape, self.num_features[i])
+                            .permute(0, 3, 1, 2).contiguous())
+            if stage.downsample is not None:
+                x, hw_shape = stage.downsample(x, hw_shape)
+        return tuple(outs)
+
+
+def parse_stage_arch(name: str, arch, arch_zoo: dict,
+                     keys=_ARCH_KEYS) -> dict:
+    """Resolve a pyramid arch (name or dict) and check its per-stage lists."""
+    if isinstance(arch, str):
+        if arch.lower() not in arch_zoo:
+            raise ValueError(f'{name}: unknown arch {arch!r}; accepted: '
+                             f'{", ".join(arch_zoo)} or a dict with '
+                             f'{sorted(keys)}')
+        arch = arch_zoo[arch.lower()]
+    if not isinstance(arch, dict) or not set(keys) <= set(arch):
+        raise ValueError(f'{name}: a custom arch must be a dict with '
+                         f'{sorted(keys)}, got {arch!r}')
+    arch = dict(arch)
+    lists = [k for k in sorted(keys) if k != 'embed_dims']
+    lengths = {k: len(arch[k]) for k in lists}
+    if len(set(lengths.values())) != 1:
+        raise ValueError(f'{name}: arch lists must have one entry per stage, '
+                         f'got lengths {lengths}')
+    dims = arch['embed_dims']
+    dims = dims if isinstance(dims, (list, tuple)) else [
+        dims * 2**i for i in range(lengths['depths'])]
+    for i, (d, heads) in enumerate(zip(dims, arch['num_heads'])):
+        if d % heads:
+            raise ValueError(f'{name}: stage {i} has {d} channels, not '
+                             f'divisible by num_heads[{i}]={heads}')
+    return arch
+
+
+def parse_stage_indices(name: str, out_indices, num_stages: int) -> list:
+    """Normalise ``out_indices`` (negative allowed) and range-check them."""
+    if isinstance(out_indices, int):
+        out_indices = [out_indices]
+    parsed = []
+    for index in out_indices:
+        real = num_stages + index if index < 0 else index
+        if not 0 <= real < num_stages:
+            raise ValueError(f'{name}: out_indices has {index}, outside the '
+                             f'{num_stages} stages')
+        parsed.append(real)
+    return parsed
