@@ -1,9 +1,9 @@
 """Registering the backbones in mmsegmentation's registry as well."""
 import importlib.util
 
-from .backbones import DIDBSwin, DIDBViT
+from .backbones import DIDBBinaryViT, DIDBSwin, DIDBViT
 
-SEGMENTATION_BACKBONES = (DIDBViT, DIDBSwin)
+SEGMENTATION_BACKBONES = (DIDBViT, DIDBSwin, DIDBBinaryViT)
 
 
 def register_in_mmseg() -> bool:

@@ -5,6 +5,7 @@ import torch
 from mmcv.cnn import build_norm_layer
 from mmcv.cnn.bricks.transformer import PatchEmbed
 from mmengine.model import ModuleList
+from mmengine.utils.dl_utils.parrots_wrapper import _BatchNorm
 from mmpretrain.models.backbones.base_backbone import BaseBackbone
 from mmpretrain.models.backbones.swin_transformer import SwinTransformer
 from mmpretrain.registry import MODELS
@@ -197,7 +198,6 @@ class DIDBSwin(DeployableMixin, BaseBackbone):
         SwinTransformer._prepare_relative_position_bias_table
     _freeze_stages = SwinTransformer._freeze_stages
     get_layer_depth = SwinTransformer.get_layer_depth
-    train = SwinTransformer.train
 
     def _check_maps(self, hw_shape, field: str) -> None:
         """Check every stage's map against the window rules for this size."""
@@ -211,14 +211,14 @@ class DIDBSwin(DeployableMixin, BaseBackbone):
                                  f'{err}') from None
             h, w = -(-h // 2), -(-w // 2)
 
-    def init_weights(self):
-        super().init_weights()
-        if isinstance(self.init_cfg, dict) and \
-                self.init_cfg['type'] == 'Pretrained':
-            return
-        for module in self.modules():
-            if hasattr(module, 'relative_position_bias_table'):
-                module.init_weights()
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self._freeze_stages()
+        if mode and self.norm_eval:
+            for module in self.modules():
+                if isinstance(module, _BatchNorm):
+                    module.eval()
+        return self
 
     def forward(self, x: torch.Tensor) -> tuple:
         x, hw_shape = self.patch_embed(x)
