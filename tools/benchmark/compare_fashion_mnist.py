@@ -8,8 +8,11 @@ With ``--with-distill`` it then trains the distilled DIDB-ViT
 (``didbvit-mini-distill_fashion-mnist.py``: initialised from the FP ViT just
 trained and distilled from it) and adds its row.
 
+``--set backbones`` trains the small DIDBSwin and DIDBBinaryViT instead,
+each with its DIDB modules on and off, and writes its own section.
+
 Usage: python tools/benchmark/compare_fashion_mnist.py [--epochs N]
-           [--with-distill]
+           [--with-distill] [--set {vit,backbones}]
 """
 import argparse
 import datetime
@@ -39,6 +42,19 @@ DISTILL_RUN = ('DIDB-ViT distilled (W1A1, FP ViT as init and teacher)',
                'configs/didbvit/didbvit-mini-distill_fashion-mnist.py')
 TEACHER_CONFIG = 'configs/didbvit/vit-mini-fp_fashion-mnist.py'
 SECTION = '## Fashion-MNIST quick start (tools/benchmark/compare_fashion_mnist.py)'
+BACKBONE_RUNS = (
+    ('DIDBSwin mini (W1A1, all DIDB modules)',
+     'configs/didbvit/didbswin-mini_fashion-mnist.py'),
+    ('naive binary Swin mini (W1A1, DIDB modules off)',
+     'configs/didbvit/didbswin-mini-naive_fashion-mnist.py'),
+    ('DIDBBinaryViT mini (W1A1, all DIDB modules)',
+     'configs/didbvit/didbbinaryvit-mini_fashion-mnist.py'),
+    ('naive binary BinaryViT mini (W1A1, DIDB modules off)',
+     'configs/didbvit/didbbinaryvit-mini-naive_fashion-mnist.py'),
+)
+BACKBONE_SECTION = ('## Fashion-MNIST, more backbones '
+                    '(tools/benchmark/compare_fashion_mnist.py --set '
+                    'backbones)')
 
 
 def work_dir_of(config, work_root):
@@ -65,12 +81,12 @@ def train(config, epochs, work_root, teacher_checkpoint=None):
         params, cfg.train_cfg.max_epochs
 
 
-def write_section(path, text):
+def write_section(path, text, section=SECTION):
     """Replace (or append) our section of the benchmarks file."""
     old = open(path).read() if osp.exists(path) else '# Benchmarks\n'
-    start = old.find(SECTION)
+    start = old.find(section)
     if start >= 0:
-        end = old.find('\n## ', start + len(SECTION))
+        end = old.find('\n## ', start + len(section))
         old = old[:start] + (old[end + 1:] if end >= 0 else '')
     with open(path, 'w') as f:
         f.write(old.rstrip('\n') + '\n\n' + text)
@@ -83,12 +99,18 @@ def main():
     parser.add_argument('--with-distill', action='store_true',
                         help='also train the distilled DIDB-ViT, with the '
                         'FP ViT trained here as its init and teacher')
+    parser.add_argument('--set', choices=('vit', 'backbones'), default='vit',
+                        help='vit: DIDB-ViT vs naive vs FP (the quick-start '
+                        'comparison); backbones: DIDBSwin and DIDBBinaryViT, '
+                        'DIDB modules on and off')
     parser.add_argument('--work-dir', default='work_dirs/compare_fmnist')
     parser.add_argument('--output', default=osp.join(REPO, 'docs',
                                                      'benchmarks.md'))
     args = parser.parse_args()
-    runs = [(name, config, None) for name, config in RUNS]
-    if args.with_distill:
+    section = SECTION if args.set == 'vit' else BACKBONE_SECTION
+    runs = [(name, config, None)
+            for name, config in (RUNS if args.set == 'vit' else BACKBONE_RUNS)]
+    if args.with_distill and args.set == 'vit':
         runs.append(DISTILL_RUN + (TEACHER_CONFIG, ))
     rows = []
     for name, config, teacher_config in runs:
@@ -102,7 +124,7 @@ def main():
     table = '\n'.join([
         '| model | config | epochs | top-1 (%) | train time (s) | params |',
         '|---|---|---|---|---|---|', *rows])
-    text = (f'{SECTION}\n\n'
+    text = (f'{section}\n\n'
             f'Command: `python {" ".join(sys.argv)}`  \n'
             f'Machine: {platform.machine()}, {os.cpu_count()} CPU cores, '
             f'{platform.python_version()}; '
@@ -111,7 +133,7 @@ def main():
             'training budget (same schedule, batch, augmentation).\n\n'
             f'{table}\n')
     print(table)
-    write_section(args.output, text)
+    write_section(args.output, text, section)
 
 
 if __name__ == '__main__':

@@ -60,7 +60,8 @@ class DIDBBinaryViT(DeployableMixin, BaseBackbone):
     one module serves both backbones).
 
     Args:
-        arch (str | dict): 'mini' (Fashion-MNIST demo) or 'small'
+        arch (str | dict): 'mini' (2 stages of 32/64 channels, 2 blocks
+            each: the Fashion-MNIST demo) or 'small'
             (BinaryViT-S), or a dict with ``embed_dims``, ``depths``,
             ``num_heads``, ``ffn_ratios`` and ``sr_ratios`` (lists, one entry
             per stage; each stage's channels a multiple of the previous).
@@ -86,9 +87,8 @@ class DIDBBinaryViT(DeployableMixin, BaseBackbone):
         init_cfg (dict, optional): Initialisation config.
     """
     arch_zoo = {
-        'mini': dict(embed_dims=[32, 64, 128], depths=[1, 2, 1],
-                     num_heads=[1, 2, 4], ffn_ratios=[4, 4, 4],
-                     sr_ratios=[2, 1, 1]),
+        'mini': dict(embed_dims=[32, 64], depths=[2, 2], num_heads=[1, 2],
+                     ffn_ratios=[4, 4], sr_ratios=[2, 1]),
         'small': dict(embed_dims=[64, 128, 256, 512], depths=[3, 4, 8, 4],
                       num_heads=[1, 2, 4, 8], ffn_ratios=[8, 8, 4, 4],
                       sr_ratios=[8, 4, 1, 1]),

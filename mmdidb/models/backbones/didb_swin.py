@@ -69,7 +69,8 @@ class DIDBSwin(DeployableMixin, BaseBackbone):
     activations' own parameters are new.
 
     Args:
-        arch (str | dict): 'mini' (Fashion-MNIST demo) or 'tiny' (Swin-T:
+        arch (str | dict): 'mini' (2 stages of 32/64 channels, 2 blocks
+            each: the Fashion-MNIST demo) or 'tiny' (Swin-T:
             96 channels, depths 2-2-6-2, heads 3-6-12-24), or a dict with
             ``embed_dims``, ``depths`` and ``num_heads`` (lists of the same
             length). Defaults to 'tiny'.
@@ -97,7 +98,7 @@ class DIDBSwin(DeployableMixin, BaseBackbone):
         init_cfg (dict, optional): Initialisation config.
     """
     arch_zoo = {
-        'mini': dict(embed_dims=48, depths=[2, 4], num_heads=[2, 4]),
+        'mini': dict(embed_dims=32, depths=[2, 2], num_heads=[1, 2]),
         'tiny': dict(embed_dims=96, depths=[2, 2, 6, 2],
                      num_heads=[3, 6, 12, 24]),
     }
