@@ -106,6 +106,45 @@ def test_deploy_logits_equal_the_training_graph_on_cuda(
     assert torch.allclose(out.cpu(), cpu, rtol=1e-5, atol=1e-5)
 
 
+#: The window and pyramid backbones, small: (backbone, neck, channels out).
+PYRAMIDS = {
+    'swin': (dict(type='DIDBSwin', arch=dict(embed_dims=16, depths=[2, 2],
+                                            num_heads=[1, 2]),
+                  img_size=32, patch_size=2, window_size=4),
+             dict(type='GlobalAveragePooling'), 32),
+    'binaryvit': (dict(type='DIDBBinaryViT', arch='mini', img_size=32,
+                       patch_size=2), None, 64),
+}
+
+
+@pytest.mark.parametrize('path', _paths())
+@pytest.mark.parametrize('name,size', [('swin', (32, 32)),
+                                       ('swin', (40, 56)),
+                                       ('binaryvit', (32, 32)),
+                                       ('binaryvit', (40, 24))])
+def test_window_and_pyramid_backbones_deploy_on_cuda(name, size, path,
+                                                     monkeypatch):
+    monkeypatch.setenv('MMDIDB_OPS_BACKEND', path)
+    backbone, neck, channels = PYRAMIDS[name]
+    model = MODELS.build(dict(
+        type='ImageClassifier', backbone=backbone, neck=neck,
+        head=dict(type='LinearClsHead', num_classes=7,
+                  in_channels=channels)))
+    model = randomise(model.eval()).to(CUDA)
+    deploy = copy.deepcopy(model)
+    switch_to_deploy(deploy)
+    x = torch.randn(3, 3, *size, device=CUDA)
+    with record_binarized(model) as train_bits:
+        expected = logits(model, x)
+    with record_binarized(deploy) as deploy_bits, \
+            record_products(monkeypatch) as calls:
+        out = logits(deploy, x)
+    assert calls and all(counts.is_cuda for *_, counts in calls)
+    assert_same_binarized(train_bits, deploy_bits)
+    assert_products_exact(calls)
+    assert torch.allclose(out, expected, rtol=1e-5, atol=1e-5)
+
+
 def test_deit_small_deploy_on_cuda(monkeypatch):
     torch.manual_seed(0)
     model = MODELS.build(classifier_cfg('deit-small'))

@@ -20,11 +20,19 @@ from mmdidb.engine.hooks.distillation_hook import teacher_model_cfg
 #: 224-px crops and their 256-px resize, and what tiny runs use instead.
 TINY_SIZES = {224: 64, 256: 73}
 _SIZE_KEYS = ('img_size', 'scale', 'crop_size')
+#: Window backbones whose last maps (2x2 at 64 px) are smaller than a window.
+_WINDOW_BACKBONES = ('DIDBSwin', 'SwinTransformer')
 
 
 def shrink_images(node):
-    """Replace 224 / 256 px sizes in a config (sub)tree, in place."""
+    """Replace 224 / 256 px sizes in a config (sub)tree, in place.
+
+    Swin-type backbones also get ``pad_small_map=True``: at 64 px their last
+    stages are smaller than a 7x7 window.
+    """
     if isinstance(node, dict):
+        if node.get('type') in _WINDOW_BACKBONES:
+            node['pad_small_map'] = True
         for key, value in node.items():
             if key in _SIZE_KEYS and not isinstance(value, bool) and \
                     value in TINY_SIZES:

@@ -74,7 +74,7 @@ class OpsCounter:
     """
 
     def __init__(self, model: nn.Module):
-        from mmpretrain.models.utils.attention import MultiheadAttention
+        from mmpretrain.models.utils.attention import MultiheadAttention, WindowMSA
         self.model = model
         self.counts = new_counts()
         self.counted_params = set()
@@ -94,10 +94,11 @@ class OpsCounter:
         }
         for module in model.modules():
             if isinstance(module, (nn.Linear, nn.Conv2d, HFSC,
-                                   DotProductSimilarity, DIBA,
-                                   LocalDifference, MultiheadAttention)):
+                                   DotProductSimilarity, LocalDifference,
+                                   MultiheadAttention, WindowMSA)):
                 self.handles.append(module.register_forward_hook(self._hook))
         self._mha = MultiheadAttention
+        self._window_msa = WindowMSA
 
     def _add(self, row: str, module: nn.Module, flops: int = 0,
              bops: int = 0, params: bool = True) -> None:
@@ -132,24 +133,22 @@ class OpsCounter:
                 else 'other conv (neck, decode heads)'
             self._add(row, module, flops=macs)
         elif isinstance(module, (HFSC, DotProductSimilarity)):
-            # x: (B, N, C) attention input; one N x N x C product per band
-            batch, tokens, channels = x.shape
+            # x: (B, N, C) queries' input, output (B, heads, N, M): one
+            # N x M x C product per band for Q·Kᵀ, and DIBA's A·V has the
+            # same size (M keys = M values; windows and spatial reduction
+            # included)
+            batch, _, channels = x.shape
+            tokens, keys = output.shape[-2:]
             bands = 2 if isinstance(module, HFSC) else 1
             binarizers = module.low if bands == 2 else module.binarizers
-            macs = bands * batch * tokens * tokens * channels
+            macs = batch * tokens * keys * channels
             if binarizers.binary_acts:
-                self._add('binary Q·Kᵀ', module, bops=macs, params=False)
-            else:
-                self._add('FP attention (Q·Kᵀ + A·V)', module, flops=macs,
+                self._add('binary Q·Kᵀ', module, bops=bands * macs,
                           params=False)
-        elif isinstance(module, DIBA):
-            batch, tokens, channels = x.shape
-            macs = batch * tokens * tokens * channels
-            if module.binary_acts:
                 self._add('binary A·V', module, bops=macs, params=False)
             else:
-                self._add('FP attention (Q·Kᵀ + A·V)', module, flops=macs,
-                          params=False)
+                self._add('FP attention (Q·Kᵀ + A·V)', module,
+                          flops=(bands + 1) * macs, params=False)
         elif isinstance(module, LocalDifference):
             batch, tokens, channels = x.shape
             grid = tokens - module.num_extra_tokens
@@ -159,7 +158,8 @@ class OpsCounter:
                 self._add('binary θ×θ conv', module, bops=macs)
             else:
                 self._add('FP θ×θ conv', module, flops=macs)
-        elif isinstance(module, self._mha):
+        elif isinstance(module, (self._mha, self._window_msa)):
+            # (B or B x windows, N, C) tokens, full-precision products
             batch, tokens, _ = x.shape
             macs = 2 * batch * tokens * tokens * module.embed_dims
             self._add('FP attention (Q·Kᵀ + A·V)', module, flops=macs,

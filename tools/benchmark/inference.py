@@ -48,7 +48,8 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('config', nargs='?',
                         help='a DIDB-ViT classification config')
-    parser.add_argument('--model', choices=('deit-tiny', 'deit-small'),
+    parser.add_argument('--model', choices=('deit-tiny', 'deit-small',
+                                            'swin-tiny', 'binaryvit-small'),
                         help='the paper\'s ImageNet classifier of this arch '
                         '(default deit-small when no config is given)')
     parser.add_argument('--quick', action='store_true',

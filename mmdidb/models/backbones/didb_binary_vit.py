@@ -70,7 +70,8 @@ class DIDBBinaryViT(DeployableMixin, BaseBackbone):
             offsets are made for. Defaults to 224.
         patch_size (int): Stem patch size. Defaults to 4.
         in_channels (int): Input channels. Defaults to 3.
-        out_indices (Sequence[int]): Stages to return. Defaults to (3, ).
+        out_indices (Sequence[int]): Stages to return. Defaults to (-1, ),
+            the last.
         out_type (str): 'avg_featmap' (B, C) or 'featmap' (B, C, H, W).
             Defaults to 'avg_featmap'.
         pool_kernels (Sequence[int]): Pooling branches, () for none.
@@ -101,7 +102,7 @@ class DIDBBinaryViT(DeployableMixin, BaseBackbone):
                  img_size: Union[int, Sequence[int]] = 224,
                  patch_size: int = 4,
                  in_channels: int = 3,
-                 out_indices: Sequence[int] = (3, ),
+                 out_indices: Sequence[int] = (-1, ),
                  out_type: str = 'avg_featmap',
                  pool_kernels: Sequence[int] = (3, 5),
                  layer_scale: Optional[float] = 0.1,
@@ -187,6 +188,10 @@ class DIDBBinaryViT(DeployableMixin, BaseBackbone):
                             build_norm_layer(norm_cfg, self.embed_dims[i])[1])
         self._register_load_state_dict_pre_hook(self._resize_pos_embed)
         self._init_deploy(deploy)
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        return self
 
     def init_weights(self):
         super().init_weights()

@@ -82,7 +82,7 @@ class DIDBSwin(DeployableMixin, BaseBackbone):
         ffn_ratio (float): FFN expansion. Defaults to 4.
         drop_path_rate (float): Stochastic depth. Defaults to 0.
         out_indices (Sequence[int]): Stages whose (normed) output is
-            returned as (B, C, H, W). Defaults to (3, ).
+            returned as (B, C, H, W). Defaults to (-1, ), the last.
         pad_small_map (bool): Pad maps smaller than a window (segmentation);
             False raises at build time for ``img_size``. Defaults to False.
         pad_to_window (bool): Pad maps that are not a multiple of the
@@ -103,6 +103,8 @@ class DIDBSwin(DeployableMixin, BaseBackbone):
                      num_heads=[3, 6, 12, 24]),
     }
     num_extra_tokens = 0
+    # mmpretrain's SwinTransformer version whose key names we use
+    _version = 3
 
     def __init__(self,
                  arch: Union[str, dict] = 'tiny',
@@ -112,7 +114,7 @@ class DIDBSwin(DeployableMixin, BaseBackbone):
                  window_size: int = 7,
                  ffn_ratio: float = 4.,
                  drop_path_rate: float = 0.,
-                 out_indices: Sequence[int] = (3, ),
+                 out_indices: Sequence[int] = (-1, ),
                  pad_small_map: bool = False,
                  pad_to_window: bool = True,
                  norm_cfg: dict = dict(type='LN'),
@@ -211,6 +213,21 @@ class DIDBSwin(DeployableMixin, BaseBackbone):
                 raise ValueError(f'DIDBSwin: {field} gives stage {stage} a '
                                  f'{err}') from None
             h, w = -(-h // 2), -(-w // 2)
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata,
+                              *args, **kwargs):
+        """Rename the keys of older mmcls Swin checkpoints, as mmpretrain."""
+        version = local_metadata.get('version', None)
+        if version is None or version < 2:
+            last = f'norm{self.num_layers - 1}.'
+            for key in [k for k in state_dict if k.startswith(prefix + 'norm.')]:
+                state_dict[prefix + last + key[len(prefix + 'norm.'):]] = \
+                    state_dict.pop(key)
+        if version is None or version < 3:
+            for key in [k for k in state_dict if 'attn_mask' in k]:
+                del state_dict[key]
+        super()._load_from_state_dict(state_dict, prefix, local_metadata,
+                                      *args, **kwargs)
 
     def train(self, mode: bool = True):
         super().train(mode)

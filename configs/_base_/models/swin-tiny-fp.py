@@ -1,0 +1,28 @@
+# Full-precision Swin-Tiny (mmpretrain's SwinTransformer), the teacher of
+# the distilled DIDBSwin configs and their initialisation. Same model as
+# mmpretrain's configs/swin_transformer/swin-tiny_16xb64_in1k.py, so its
+# model-zoo weights load into it.
+model = dict(
+    type='ImageClassifier',
+    backbone=dict(
+        type='SwinTransformer', arch='tiny', img_size=224,
+        drop_path_rate=0.2),
+    neck=dict(type='GlobalAveragePooling'),
+    head=dict(
+        type='LinearClsHead',
+        num_classes=1000,
+        in_channels=768,
+        init_cfg=None,
+        loss=dict(
+            type='LabelSmoothLoss', label_smooth_val=0.1, mode='original'),
+        cal_acc=False),
+    init_cfg=[
+        dict(type='TruncNormal', layer='Linear', std=0.02, bias=0.),
+        dict(type='Constant', layer='LayerNorm', val=1., bias=0.),
+    ],
+    # DeiT's (and Swin's) batch augmentation
+    train_cfg=dict(augments=[
+        dict(type='Mixup', alpha=0.8),
+        dict(type='CutMix', alpha=1.0),
+    ]),
+)
