@@ -132,3 +132,49 @@ def test_needs_a_config_or_a_model():
     args = get_ops.parse_args(['--model', 'deit-tiny', '--variant', 'didb',
                                'fp'])
     assert args.variant == ['didb', 'fp']
+
+
+def test_didb_swin_counts_windows_and_patch_merging():
+    # 16x16 input, patch 2 -> 8x8 (4 windows of 4x4), merged to 4x4
+    # (one window); 8 -> 16 channels, one block per stage, FFN ratio 4
+    model = MODELS.build(dict(
+        type='ImageClassifier',
+        backbone=dict(type='DIDBSwin', arch=dict(embed_dims=8, depths=[1, 1],
+                                                 num_heads=[1, 2]),
+                      img_size=16, patch_size=2, window_size=4),
+        neck=dict(type='GlobalAveragePooling'),
+        head=dict(type='LinearClsHead', num_classes=CLASSES,
+                  in_channels=16)))
+    rows = count(model)['rows']
+    stages = ((64, 8), (16, 16))  # (tokens, channels)
+    # HFSC: Q and K once per band; V, proj, fc1 (C -> 4C), fc2
+    linear = sum(n * (2 * 2 * c * c + 2 * c * c + 2 * c * 4 * c)
+                 for n, c in stages) + 16 * 32 * 16  # + merging 4C -> 2C
+    assert rows['binary linear']['bops'] == linear
+    # attention within 16-token windows, whatever the map
+    attention = sum(n * 16 * c for n, c in stages)
+    assert rows['binary Q·Kᵀ']['bops'] == 2 * attention
+    assert rows['binary A·V']['bops'] == attention
+    assert rows['binary θ×θ conv']['bops'] == sum(n * c * 9
+                                                  for n, c in stages)
+    assert rows['patch embedding (conv)']['flops'] == 64 * 8 * 3 * 2 * 2
+
+
+def test_didb_binary_vit_counts_reduced_keys():
+    # 16x16 input, patch 2 -> 8x8, keys/values pooled 2x2 -> 4x4
+    model = MODELS.build(dict(
+        type='ImageClassifier',
+        backbone=dict(type='DIDBBinaryViT',
+                      arch=dict(embed_dims=[8], depths=[1], num_heads=[1],
+                                ffn_ratios=[4], sr_ratios=[2]),
+                      img_size=16, patch_size=2, hfsc=False),
+        neck=None,
+        head=dict(type='LinearClsHead', num_classes=CLASSES, in_channels=8)))
+    rows = count(model)['rows']
+    n, m, c = 64, 16, 8
+    # q, proj, fc1, fc2 on n tokens; reduction, k, v on m
+    assert rows['binary linear']['bops'] == (
+        n * (2 * c * c + 2 * c * 4 * c) + m * 3 * c * c)
+    assert rows['binary Q·Kᵀ']['bops'] == n * m * c
+    assert rows['binary A·V']['bops'] == n * m * c
+    assert rows['binary θ×θ conv']['bops'] == m * c * 9

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # GPU checks of mmdidb, in one go (a few minutes on an H100; the timeouts
-# below cap it at 7.5 minutes):
+# below cap it at 10 minutes):
 #   1. every csrc/*.cu compiles for sm_80 and sm_90 (nvcc, and NVRTC if CuPy
 #      is installed),
 #   2. the GPU tests of mmdidb.ops: both kernel paths and the packing kernel
@@ -8,8 +8,9 @@
 #   3. the binary-GEMM benchmark (appends to docs/benchmarks.md),
 #   4. the deploy-mode GPU tests: a whole DIDB-ViT on the CuPy kernels equals
 #      its training graph (tests/deploy/test_deploy_gpu.py),
-#   5. the inference benchmark, quick mode: deploy-mode DIDB-ViT DeiT-S vs
-#      FP16 DeiT-S (appends to docs/benchmarks.md).
+#   5. the inference benchmark, quick mode: deploy-mode DeiT-S, Swin-T and
+#      BinaryViT-S vs their FP16 models (appends to docs/benchmarks.md;
+#      INFERENCE_MODELS="deit-small" picks a subset).
 # Needs torch with CUDA, cupy (requirements/cuda.txt) and pytest.
 #
 # Steps 4 and 5 also need mmengine, mmcv-lite and mmpretrain, which the GPU
@@ -77,8 +78,10 @@ timeout 60 python -m pytest tests/deploy/test_deploy_gpu.py -v -rs -p no:cachepr
   | tee "$LOG_DIR/test_deploy_gpu.log" || status=1
 
 echo "== 5/5 inference benchmark (quick)"
-timeout 75 python tools/benchmark/inference.py --model deit-small --quick 2>&1 \
-  | tee "$LOG_DIR/inference.log" || status=1
+for model in ${INFERENCE_MODELS:-deit-small swin-tiny binaryvit-small}; do
+  timeout 75 python tools/benchmark/inference.py --model "$model" --quick 2>&1 \
+    | tee -a "$LOG_DIR/inference.log" || status=1
+done
 [[ -f docs/benchmarks.md ]] && cp docs/benchmarks.md "$LOG_DIR/benchmarks.md"
 
 echo "== done, status $status (logs in $LOG_DIR)"

@@ -61,7 +61,9 @@ def measure(arch: str, batch: int, folder: str) -> list:
     from mmpretrain.registry import MODELS
     torch.manual_seed(0)
     fp = MODELS.build(classifier_cfg(arch, 'fp'))
-    rows = [(f'mmpretrain {arch} FP32', saved_size(
+    source = 'DIDBBinaryViT in FP mode,' if arch == 'binaryvit-small' \
+        else 'mmpretrain'
+    rows = [(f'{source} {arch} FP32', saved_size(
         dict(meta={}, state_dict=fp.state_dict()), folder, 'fp.pth'), None)]
     del fp
     model = MODELS.build(classifier_cfg(arch, 'didb'))
@@ -92,7 +94,7 @@ def measure(arch: str, batch: int, folder: str) -> list:
 
 def table(rows) -> str:
     base = rows[0][1]
-    lines = ['| checkpoint | bytes | MiB | FP32 DeiT / this | max logit '
+    lines = ['| checkpoint | bytes | MiB | FP32 / this | max logit '
              'diff to training graph |', '|---|---:|---:|---:|---|']
     for what, size, check in rows:
         if check is None:
