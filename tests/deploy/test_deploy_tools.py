@@ -19,6 +19,9 @@ from .deploy_helpers import randomise
 from helpers import REPO_ROOT, make_fashion_mnist
 
 CONFIG = 'configs/didbvit/didbvit-mini_fashion-mnist.py'
+#: the quick-start model and the window / pyramid backbones
+CONFIGS = (CONFIG, 'configs/didbvit/didbswin-mini_fashion-mnist.py',
+           'configs/didbvit/didbbinaryvit-mini_fashion-mnist.py')
 
 
 def run(cmd):
@@ -30,19 +33,19 @@ def run(cmd):
     return output
 
 
-def build_model():
+def build_model(config=CONFIG):
     """The config's model, with its data preprocessor as the runner adds."""
     init_default_scope('mmpretrain')
-    cfg = Config.fromfile(os.path.join(REPO_ROOT, CONFIG))
+    cfg = Config.fromfile(os.path.join(REPO_ROOT, config))
     model = MODELS.build(dict(cfg.model,
                               data_preprocessor=cfg.data_preprocessor))
     model.eval()
     return randomise(model)
 
 
-def accuracy_in_process(model, data_root):
+def accuracy_in_process(model, data_root, config=CONFIG):
     """Top-1 (%) of the training graph on the test split, no runner."""
-    cfg = Config.fromfile(os.path.join(REPO_ROOT, CONFIG))
+    cfg = Config.fromfile(os.path.join(REPO_ROOT, config))
     dataset = cfg.test_dataloader.dataset
     dataset.data_prefix = data_root
     samples = [item for item in DATASETS.build(dataset)]
@@ -52,15 +55,16 @@ def accuracy_in_process(model, data_root):
     return 100.0 * sum(hits) / len(hits)
 
 
-@pytest.fixture(scope='module')
-def trained(tmp_path_factory):
-    """A checkpoint of the quick-start model, as the runner saves it."""
+@pytest.fixture(scope='module', params=CONFIGS,
+                ids=lambda path: os.path.basename(path).split('_')[0])
+def trained(request, tmp_path_factory):
+    """A config and a checkpoint of its model, as the runner saves it."""
     root = tmp_path_factory.mktemp('convert')
-    model = build_model()
+    model = build_model(request.param)
     path = root / 'epoch_1.pth'
     torch.save(dict(meta=dict(epoch=1), state_dict=model.state_dict(),
                     optimizer=dict(state={})), path)
-    return model, path
+    return request.param, model, path
 
 
 def convert(argv, capsys):
@@ -74,9 +78,9 @@ def convert(argv, capsys):
 
 
 def test_convert_then_test_the_deploy_checkpoint(trained, tmp_path, capsys):
-    model, trained = trained
+    config, model, trained = trained
     out = tmp_path / 'deploy.pth'
-    log = convert([CONFIG, trained, out], capsys)
+    log = convert([config, trained, out], capsys)
     sizes = dict(re.findall(r'(training|deploy) checkpoint: .*: ([0-9,]+) '
                             r'bytes', log))
     assert int(sizes['training'].replace(',', '')) == os.path.getsize(
@@ -92,7 +96,7 @@ def test_convert_then_test_the_deploy_checkpoint(trained, tmp_path, capsys):
 
     # tools/test.py evaluates the deploy checkpoint like any other
     data = make_fashion_mnist(str(tmp_path / 'fmnist'), 8, 16)
-    log = run([sys.executable, 'tools/test.py', CONFIG, str(out),
+    log = run([sys.executable, 'tools/test.py', config, str(out),
                '--work-dir', str(tmp_path / 'test'), '--cfg-options',
                'test_dataloader.batch_size=8',
                f'test_dataloader.dataset.data_prefix={data}'])
@@ -101,7 +105,7 @@ def test_convert_then_test_the_deploy_checkpoint(trained, tmp_path, capsys):
     assert found, log[-2000:]
     assert 'switching to deploy mode' in log
     assert 'do not match' not in log  # every key loaded
-    assert float(found.group(1)) == accuracy_in_process(model, data)
+    assert float(found.group(1)) == accuracy_in_process(model, data, config)
 
 
 def test_inference_benchmark_without_gpu_exits_cleanly():
