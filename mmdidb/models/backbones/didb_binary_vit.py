@@ -13,7 +13,7 @@ from torch import nn
 
 from ..layers import BinaryPatchMerging, DIDBPyramidBlock
 from .deployable import DeployableMixin
-from .didb_swin import parse_stage_arch, parse_stage_indices
+from .stage_arch import parse_stage_arch, parse_stage_indices
 from .switches import build_switches
 
 _ARCH_KEYS = {'embed_dims', 'depths', 'num_heads', 'ffn_ratios', 'sr_ratios'}

@@ -14,9 +14,8 @@ from torch import nn
 from ..layers import BinaryPatchMerging, DIDBSwinBlock, IRPReLU
 from ..layers.window_diba import check_window_fit
 from .deployable import DeployableMixin
+from .stage_arch import parse_stage_arch, parse_stage_indices
 from .switches import build_switches
-
-_ARCH_KEYS = {'embed_dims', 'depths', 'num_heads'}
 
 
 class DIDBSwinStage(nn.Module):
@@ -251,45 +250,3 @@ class DIDBSwin(DeployableMixin, BaseBackbone):
             if stage.downsample is not None:
                 x, hw_shape = stage.downsample(x, hw_shape)
         return tuple(outs)
-
-
-def parse_stage_arch(name: str, arch, arch_zoo: dict,
-                     keys=_ARCH_KEYS) -> dict:
-    """Resolve a pyramid arch (name or dict) and check its per-stage lists."""
-    if isinstance(arch, str):
-        if arch.lower() not in arch_zoo:
-            raise ValueError(f'{name}: unknown arch {arch!r}; accepted: '
-                             f'{", ".join(arch_zoo)} or a dict with '
-                             f'{sorted(keys)}')
-        arch = arch_zoo[arch.lower()]
-    if not isinstance(arch, dict) or not set(keys) <= set(arch):
-        raise ValueError(f'{name}: a custom arch must be a dict with '
-                         f'{sorted(keys)}, got {arch!r}')
-    arch = dict(arch)
-    lists = [k for k in sorted(keys) if k != 'embed_dims']
-    lengths = {k: len(arch[k]) for k in lists}
-    if len(set(lengths.values())) != 1:
-        raise ValueError(f'{name}: arch lists must have one entry per stage, '
-                         f'got lengths {lengths}')
-    dims = arch['embed_dims']
-    dims = dims if isinstance(dims, (list, tuple)) else [
-        dims * 2**i for i in range(lengths['depths'])]
-    for i, (d, heads) in enumerate(zip(dims, arch['num_heads'])):
-        if d % heads:
-            raise ValueError(f'{name}: stage {i} has {d} channels, not '
-                             f'divisible by num_heads[{i}]={heads}')
-    return arch
-
-
-def parse_stage_indices(name: str, out_indices, num_stages: int) -> list:
-    """Normalise ``out_indices`` (negative allowed) and range-check them."""
-    if isinstance(out_indices, int):
-        out_indices = [out_indices]
-    parsed = []
-    for index in out_indices:
-        real = num_stages + index if index < 0 else index
-        if not 0 <= real < num_stages:
-            raise ValueError(f'{name}: out_indices has {index}, outside the '
-                             f'{num_stages} stages')
-        parsed.append(real)
-    return parsed
