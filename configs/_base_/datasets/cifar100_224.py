@@ -6,6 +6,8 @@
 # ImageNet transforms at input size 224, with DeiT-S/16 teachers), which the
 # paper's FP DeiT-Small of 73.0 % also points to. Augmentation as for
 # ImageNet: random-resized crop and flip for binary students.
+_base_ = ['./imagenet_224.py']
+
 dataset_type = 'LocalCIFAR100'
 data_root = 'data/cifar100'
 # the pickles hold RGB pixels: no channel swap
@@ -29,29 +31,14 @@ test_pipeline = [
     dict(type='PackInputs'),
 ]
 
-# 64 per process, 4 processes = 256 (auto_scale_lr adapts the lr)
+# the ImageNet base's loaders (batch 64 per process, 4 processes = 256,
+# evaluator) on the in-memory pickles: their own pipelines, the test split
 train_dataloader = dict(
-    batch_size=64,
     num_workers=4,
-    persistent_workers=False,
-    dataset=dict(
-        type=dataset_type,
-        data_root=data_root,
-        split='train',
-        pipeline=train_pipeline),
-    sampler=dict(type='DefaultSampler', shuffle=True),
-)
+    dataset=dict(type=dataset_type, data_root=data_root,
+                 pipeline=train_pipeline))
 val_dataloader = dict(
-    batch_size=64,
     num_workers=4,
-    persistent_workers=False,
-    dataset=dict(
-        type=dataset_type,
-        data_root=data_root,
-        split='test',
-        pipeline=test_pipeline),
-    sampler=dict(type='DefaultSampler', shuffle=False),
-)
-val_evaluator = dict(type='Accuracy', topk=(1, 5))
+    dataset=dict(type=dataset_type, data_root=data_root, split='test',
+                 pipeline=test_pipeline))
 test_dataloader = val_dataloader
-test_evaluator = val_evaluator
