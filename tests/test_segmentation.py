@@ -18,7 +18,7 @@ from mmdidb.datasets import BadSegSampleError, CheckSegSample
 from mmdidb.engine.hooks.seg_input_size_check_hook import size_problems
 from mmdidb.evaluation import ClassIoUMetric
 
-from helpers import REPO_ROOT
+from helpers import REPO_ROOT, assert_gradients_reach
 from tiny.segmentation import make_ade20k, make_binary_seg
 
 register_all_modules(init_default_scope=False)
@@ -160,7 +160,8 @@ def test_backbone_feeds_multilevel_neck_and_upernet(size):
     losses = model.loss(x, gt)
     loss = sum(v for k, v in losses.items() if 'loss' in k)
     loss.backward()
-    assert model.backbone.layers[0].attn.q.weight.grad.abs().sum() > 0
+    assert_gradients_reach(model, ['backbone.layers.0.attn.q.weight',
+                                   'backbone.layers.0.ffn.fc1.weight'])
 
 
 def test_slide_equals_whole_when_the_window_is_the_image():

@@ -11,6 +11,8 @@ from mmdidb.models import (
     LocalDifference,
 )
 
+from helpers import assert_gradients_reach, projection_loss
+
 SMALL = dict(arch='mini', img_size=32, patch_size=8, in_channels=3)
 BINARY_LAYER_WEIGHTS = ('attn.q.weight', 'attn.k.weight', 'attn.v.weight',
                         'attn.proj.weight', 'ffn.fc1.weight', 'ffn.fc2.weight')
@@ -36,12 +38,17 @@ def test_non_square_configured_size_runs_at_other_sizes():
     assert model(torch.randn(1, 3, 40, 24))[0].shape == (1, 64, 5, 3)
 
 
-def test_builds_from_the_mmpretrain_registry_and_trains():
+def test_builds_from_the_mmpretrain_registry_and_every_weight_trains():
     model = MODELS.build(dict(type='DIDBViT', **SMALL))
-    model(torch.randn(2, 3, 32, 32))[0].sum().backward()
-    grads = {n: p.grad for n, p in model.named_parameters()}
-    assert grads['layers.0.attn.q.weight'].abs().sum() > 0
-    assert grads['patch_embed.projection.weight'].abs().sum() > 0
+    # the class token after the final LayerNorm: its plain sum has no
+    # gradient at all, so the loss weighs every output element differently
+    projection_loss(model(torch.randn(2, 3, 32, 32))).backward()
+    binary = [n for n, _ in model.named_parameters()
+              if n.endswith(BINARY_LAYER_WEIGHTS)]
+    assert len(binary) == 6 * 4
+    assert_gradients_reach(
+        model, binary + ['patch_embed.projection.weight', 'pos_embed',
+                         'cls_token'])
 
 
 def test_registered_in_mmseg_too():
