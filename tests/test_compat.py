@@ -144,8 +144,9 @@ def test_cpu_distributed_uses_gloo_plain_bn_and_no_device_ids():
         import mmdidb
         from mmengine.dist import init_dist
         from mmengine.model import MMDistributedDataParallel
+        # port 0: the only rank's store binds a free port itself (no race)
         os.environ.update(RANK='0', LOCAL_RANK='0', WORLD_SIZE='1',
-                          MASTER_ADDR='127.0.0.1', MASTER_PORT='29517')
+                          MASTER_ADDR='127.0.0.1', MASTER_PORT='0')
         init_dist('pytorch', backend='nccl')
         assert torch.distributed.get_backend() == 'gloo'
         net = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 1),

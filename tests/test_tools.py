@@ -1,7 +1,6 @@
 """The command-line tools, run as a user runs them (subprocesses)."""
 import os
 import re
-import socket
 import subprocess
 import sys
 
@@ -34,12 +33,6 @@ def run(cmd, **kwargs):
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-4000:]
     return output
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
 
 
 def state_dict(path):
@@ -130,14 +123,3 @@ test_cfg = dict()
     out = run([sys.executable, os.path.join(tools, 'test.py'), str(config),
                str(work / 'epoch_1.pth'), '--work-dir', str(tmp_path / 't')])
     assert ACCURACY.search(out)
-
-
-def test_dist_train_two_processes_on_cpu(data_root, tmp_path):
-    work = tmp_path / 'dist'
-    out = run(['bash', 'tools/dist_train.sh', CONFIG, '2', '--work-dir',
-               str(work)] + tiny_options(data_root),
-              env=dict(PORT=str(free_port())))
-    assert 'Distributed training: True' in out
-    assert re.search(r'world_size: 2|GPU number: 2', out)
-    assert ACCURACY.search(out)
-    assert (work / 'epoch_1.pth').is_file()

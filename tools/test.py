@@ -11,7 +11,12 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 import mmdidb  # noqa: F401  (applies mmdidb.compat before mmpretrain loads)
-from mmdidb.apis import add_common_args, format_metrics, load_config_with_args
+from mmdidb.apis import (
+    add_common_args,
+    destroy_process_group,
+    format_metrics,
+    load_config_with_args,
+)
 
 
 def parse_args():
@@ -74,6 +79,7 @@ def main():
     mode = ', deploy mode' if deploy else ''
     runner.logger.info(f'Test metrics ({args.checkpoint}{mode}): '
                        f'{format_metrics(metrics)}')
+    destroy_process_group()
 
 
 if __name__ == '__main__':

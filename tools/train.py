@@ -10,7 +10,12 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 import mmdidb  # noqa: F401  (applies mmdidb.compat before mmpretrain loads)
-from mmdidb.apis import add_common_args, format_metrics, load_config_with_args
+from mmdidb.apis import (
+    add_common_args,
+    destroy_process_group,
+    format_metrics,
+    load_config_with_args,
+)
 from mmdidb.engine import MetricsRecorderHook
 
 
@@ -65,6 +70,7 @@ def main():
             f'Final validation metrics of {args.config}: '
             f'{format_metrics(recorder.last_metrics)} '
             f'(training time {recorder.train_seconds:.0f} s)')
+    destroy_process_group()
 
 
 if __name__ == '__main__':

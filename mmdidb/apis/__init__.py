@@ -56,3 +56,19 @@ def load_config_with_args(args) -> Config:
         cfg.work_dir = osp.join('./work_dirs',
                                 osp.splitext(osp.basename(args.config))[0])
     return cfg
+
+
+def destroy_process_group() -> None:
+    """Tear down the default process group, if one is up, once all ranks are done.
+
+    mmengine's Runner creates the group (``--launcher pytorch``) but never
+    destroys it. A gloo group still alive at interpreter shutdown leaves its
+    native worker threads joinable while C++ statics are destroyed, and
+    the process can then die by SIGABRT ("terminate called without an
+    active exception") after a run that succeeded. Call this on the success
+    path only: the barrier waits for every rank.
+    """
+    import torch.distributed as dist
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
