@@ -215,8 +215,12 @@ def test_testing_a_distilled_checkpoint_needs_no_teacher(tmp_path, data_root,
 
 def test_gradient_accumulation_matches_the_full_batch(tmp_path, data_root,
                                                       teacher_ckpt):
-    """Batch 8 in one step == two micro-batches of 4 accumulated."""
-    weights = []
+    """Batch 8 in one step == two micro-batches of 4 accumulated.
+
+    The updates are compared, not the weights: an SGD step is small next to
+    the weights, so a tolerance on the weights could not see a wrong step.
+    """
+    updates = []
     for batch_size, counts in ((8, 1), (4, 2)):
         cfg = distill_cfg(tmp_path / str(counts), data_root, teacher_ckpt,
                           batch_size=batch_size)
@@ -228,17 +232,26 @@ def test_gradient_accumulation_matches_the_full_batch(tmp_path, data_root,
         cfg.param_scheduler = []
         cfg.auto_scale_lr = dict(base_batch_size=8, enable=False)
         runner = Runner.from_cfg(cfg)
+        # the weights the step starts from: after init and load_from, as
+        # runner.train() prepares them
+        runner._init_model_weights()
+        runner.load_or_resume()
+        start = copy.deepcopy(runner.model.state_dict())
         runner.train()
         assert runner.iter == 8 // batch_size
-        weights.append(runner.model.state_dict())
-    full, accumulated = weights
-    loaded = safe_torch_load(teacher_ckpt)['state_dict']
-    key = 'backbone.layers.0.attn.q.weight'
-    assert not torch.allclose(full[key], loaded['backbone.layers.0.attn.'
-                                                'qkv.weight'][:64])
-    for k in full:
-        torch.testing.assert_close(full[k], accumulated[k], rtol=1e-4,
-                                   atol=1e-6, msg=k)
+        updates.append({k: v - start[k]
+                        for k, v in runner.model.state_dict().items()
+                        if v.is_floating_point()})
+    full, accumulated = updates
+    # parameters the loss cannot reach move by float rounding only (e.g.
+    # the token offsets of layers whose output a LayerNorm reads next)
+    moved = [k for k in full if full[k].norm() > 1e-6]
+    # every binary linear of the student took a real step
+    assert sum(k.endswith(('attn.q.weight', 'ffn.fc2.weight'))
+               for k in moved) == 2 * 4
+    for k in moved:
+        error = (full[k] - accumulated[k]).norm()
+        assert error <= 1e-3 * full[k].norm(), k
 
 
 def test_under_autocast_the_kd_term_is_float32():
