@@ -1,8 +1,26 @@
+import os
+
 import pytest
 import torch
 from mmengine.registry import DefaultScope
 
 import mmdidb  # noqa: F401  (applies mmdidb.compat before anything else)
+
+
+def _share_cores_between_workers():
+    """Give each pytest-xdist worker its share of the cores.
+
+    Without this every worker (and every tool a test starts) runs as many
+    threads as there are cores, and the workers fight over them.
+    """
+    workers = int(os.environ.get('PYTEST_XDIST_WORKER_COUNT', '1'))
+    if workers > 1:
+        threads = max(1, (os.cpu_count() or 1) // workers)
+        torch.set_num_threads(threads)
+        os.environ.setdefault('OMP_NUM_THREADS', str(threads))
+
+
+_share_cores_between_workers()
 
 
 @pytest.fixture(autouse=True)
