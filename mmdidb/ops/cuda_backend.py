@@ -4,11 +4,12 @@ CuPy is imported lazily, on the first CUDA tensor, so ``import mmdidb.ops``
 needs torch alone. The kernel sources are the ``.cu`` files in ``csrc/``; they
 are compiled once per device (CuPy also caches the binaries on disk).
 
-Interop is zero-copy: torch tensors are handed to the kernels through
-``__cuda_array_interface__`` (``cupy.asarray``), outputs are allocated by
-torch (its caching allocator), and every kernel runs on torch's current
-stream of the tensors' device, so it is ordered with the surrounding torch
-work without any synchronisation.
+Interop is zero-copy: torch tensors are handed to the kernels as raw device
+pointers, outputs are allocated by torch (its caching allocator), and every
+kernel runs on torch's current stream of the tensors' device, so it is
+ordered with the surrounding torch work without any synchronisation, and a
+forward pass can be captured into a CUDA graph
+(:mod:`mmdidb.models.deploy.graph_runtime`).
 """
 import threading
 import warnings
@@ -146,13 +147,21 @@ def _stream(device: torch.device):
 
 
 def _launch(device: torch.device, kernel: str, grid, block, args) -> None:
-    """Launch on torch's current stream; tensors in ``args`` go zero-copy."""
+    """Launch on torch's current stream; tensors in ``args`` go zero-copy.
+
+    A tensor is passed as its raw device pointer (a 64-bit value, what a
+    ``T*`` parameter holds): no CuPy array is built, so a launch neither
+    allocates nor queries the pointer's attributes, which keeps it cheap and
+    legal inside a CUDA-graph capture (torch's current stream is then the
+    capturing stream, and the launch is recorded into the graph).
+    """
+    import numpy as np  # noqa: PLC0415  (a CuPy dependency)
+
     cupy = _cupy()
     with cupy.cuda.Device(device.index), _stream(device):
-        # __cuda_array_interface__ views: no copy, no synchronisation.
         converted = tuple(
-            cupy.asarray(arg) if isinstance(arg, torch.Tensor) else arg
-            for arg in args)
+            np.uint64(arg.data_ptr()) if isinstance(arg, torch.Tensor)
+            else arg for arg in args)
         _function(device, kernel)(grid, block, converted)
 
 
