@@ -17,7 +17,7 @@ PACKED_SUFFIX = 'weight_packed'
 
 
 def switch_to_deploy(model: nn.Module, cuda_graph: bool = False,
-                     **graph_options) -> List[str]:
+                     fused: bool = False, **graph_options) -> List[str]:
     """Call ``switch_to_deploy()`` on every submodule of ``model`` that has it.
 
     Each module converts itself only, and a second call is a no-op, so the
@@ -28,6 +28,11 @@ def switch_to_deploy(model: nn.Module, cuda_graph: bool = False,
     Args:
         model (nn.Module): Any model, e.g. an ``ImageClassifier`` holding a
             ``DIDBViT``, or the backbone itself.
+        fused (bool): Run each deployed binary linear layer's RSign,
+            packing, GEMM, scale and bias as two fused kernels
+            (``BinaryLinear.fused_deploy``; the same numbers bit for bit,
+            but the RSign modules are no longer called, so forward hooks on
+            them stay silent). Defaults to False.
         cuda_graph (bool): Also run the backbone (or ``model``) through a
             CUDA graph, captured on the first CUDA call, replayed for that
             input shape, eager for others (see
@@ -46,6 +51,11 @@ def switch_to_deploy(model: nn.Module, cuda_graph: bool = False,
         switch = getattr(module, 'switch_to_deploy', None)
         if callable(switch) and not getattr(module, 'deploy', False):
             switch()
+    if fused:
+        for module in modules.values():
+            if getattr(module, 'deploy', False) and hasattr(
+                    module, 'fused_deploy'):
+                module.fused_deploy = True
     if cuda_graph:
         enable_cuda_graph(model, **graph_options)
     elif graph_options:
