@@ -3,8 +3,7 @@ from mmengine.hooks import Hook
 from mmengine.logging import print_log
 from mmengine.registry import HOOKS
 
-from mmdidb.models.deploy.graph_runtime import (disable_cuda_graph,
-                                                enable_cuda_graph)
+from mmdidb.models.deploy.graph_runtime import disable_cuda_graph, enable_cuda_graph
 
 
 @HOOKS.register_module()

@@ -18,8 +18,15 @@ from typing import Optional, Tuple
 
 import torch
 
-from mmdidb.ops import (bmm_mask_pm1, bmm_pm1, bmm_pm1_scaled, pack_mask,
-                        pack_shifted_signs, pack_signs, unpack_signs)
+from mmdidb.ops import (
+    bmm_mask_pm1,
+    bmm_pm1,
+    bmm_pm1_scaled,
+    pack_mask,
+    pack_shifted_signs,
+    pack_signs,
+    unpack_signs,
+)
 
 
 def weight_signs_and_scale(

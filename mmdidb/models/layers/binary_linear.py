@@ -3,8 +3,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..deploy.packed_ops import (binary_linear, binary_linear_fused,
-                                pack_binary_weight)
+from ..deploy.packed_ops import binary_linear, binary_linear_fused, pack_binary_weight
 from .binarizers import RSign, binarize_weight
 
 
