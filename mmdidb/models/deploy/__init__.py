@@ -72,10 +72,10 @@ Deploy checkpoint (:func:`deploy_checkpoint`, ``tools/deploy/convert.py``)
 """
 from .checkpoint import META_KEY, deploy_checkpoint
 from .graph_runtime import (
-                            CUDAGraphRunner,
-                            disable_cuda_graph,
-                            enable_cuda_graph,
-                            graph_runner,
+    CUDAGraphRunner,
+    disable_cuda_graph,
+    enable_cuda_graph,
+    graph_runner,
 )
 from .switch import PACKED_SUFFIX, has_packed_weights, switch_to_deploy
 
