@@ -23,6 +23,8 @@ SOURCES = {
     'pack': 'pack.cu',
     'popc': 'bmm_popc.cu',
     'mma': 'bmm_mma.cu',
+    # nvcc-built sm_90a cubin, loaded by mmdidb.ops.wgmma (not by NVRTC)
+    'wgmma': 'bmm_wgmma.cu',
 }
 KERNELS = {
     'pack': ('mmdidb_pack_f32_sign', 'mmdidb_pack_f32_mask',
@@ -34,6 +36,7 @@ KERNELS = {
     'popc': ('mmdidb_bmm_popc_xor', 'mmdidb_bmm_popc_and'),
     'mma': ('mmdidb_bmm_mma_xor', 'mmdidb_bmm_mma_and',
             'mmdidb_bmm_mma_xor_f32', 'mmdidb_bmm_mma_xor_f16'),
+    'wgmma': ('mmdidb_bmm_wgmma_xor', 'mmdidb_bmm_wgmma_and'),
 }
 #: Dtypes of the fused kernels (sign-shift + pack, GEMM + scale + bias).
 FUSED_DTYPES = {torch.float32: ('f32', torch.int32),
