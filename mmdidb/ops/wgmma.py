@@ -23,7 +23,7 @@ from typing import Dict, Optional
 
 import torch
 
-from . import cuda_backend, compile_check
+from . import compile_check, cuda_backend
 from .products import bmm_mask_pm1, bmm_pm1
 from .validation import check_pair
 
