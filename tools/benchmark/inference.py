@@ -315,11 +315,11 @@ def markdown(rows) -> str:
     return '\n'.join(lines)
 
 
-def append_report(path: Path, text: str) -> None:
+def append_report(path: Path, text: str, heading: str = HEADING) -> None:
     content = path.read_text() if path.exists() else '# Benchmarks\n'
-    if HEADING not in content:
-        content = content.rstrip('\n') + f'\n\n{HEADING}\n'
-    start = content.index(HEADING) + len(HEADING)
+    if heading not in content:
+        content = content.rstrip('\n') + f'\n\n{heading}\n'
+    start = content.index(heading) + len(heading)
     nxt = content.find('\n## ', start)
     block = '\n' + text.rstrip('\n') + '\n'
     if nxt == -1:
