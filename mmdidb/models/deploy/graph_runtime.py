@@ -190,7 +190,10 @@ class CUDAGraphRunner:
     def _capture(self, key, args, kwargs, device):
         leaves: list = []
         template = _flatten((args, kwargs), leaves)
-        static_in = [t.detach().clone() for t in leaves]
+        # ordinary tensors even when captured under inference_mode, so that
+        # later calls under no_grad can still copy into them
+        with torch.inference_mode(False):
+            static_in = [t.detach().clone() for t in leaves]
         static_args, static_kwargs = _rebuild(template, static_in)
         with torch.cuda.device(device), torch.no_grad():
             side = torch.cuda.Stream(device)
