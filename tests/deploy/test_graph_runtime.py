@@ -158,6 +158,22 @@ def test_first_signature_replays_others_run_eagerly(fake_capture):
     assert torch.equal(out['y'], model(x, scale=2.0)['y'])
 
 
+def test_replaced_weights_are_captured_again(fake_capture):
+    model = Affine().eval()
+    runner = CUDAGraphRunner(model.forward, module=model)
+    x = torch.randn(2, 4)
+    runner(x)
+    with torch.no_grad():
+        model.weight.mul_(2)  # in place: the graph reads the new values
+    assert torch.equal(runner(x)['y'], model(x)['y'])
+    assert len(fake_capture) == 1
+    model.weight = nn.Parameter(model.weight.detach() * 3)  # new memory
+    with pytest.warns(RuntimeWarning, match='capturing again'):
+        out = runner(x)
+    assert len(fake_capture) == 2
+    assert torch.equal(out['y'], model(x)['y'])
+
+
 def test_max_graphs_error_fallback_and_capture_failure(fake_capture,
                                                        monkeypatch):
     model = Affine().eval()

@@ -145,6 +145,7 @@ class CUDAGraphRunner:
         self.replays = 0
         self.eager_calls = 0
         self._pool = None
+        self._weights = None
 
     # -- checks --------------------------------------------------------
     def _check(self, tensors) -> torch.device:
@@ -211,6 +212,17 @@ class CUDAGraphRunner:
         out_template = _flatten(out, out_leaves)
         self.graphs[key] = (graph, static_in, out_template, out_leaves)
 
+    def _weights_key(self):
+        """Where the module's first parameter lives: a replay reads the
+        weights at the addresses of the capture, so a moved or cast model
+        (``.to()``, ``.half()``, new parameter tensors) must be recaptured;
+        in-place updates (``load_state_dict``) are seen by the replay."""
+        if self.module is None:
+            return None
+        for param in self.module.parameters():
+            return (param.data_ptr(), param.dtype, param.device)
+        return None
+
     def _eager(self, key, reason, args, kwargs):
         if key not in self.eager_signatures:
             self.eager_signatures[key] = reason
@@ -225,6 +237,11 @@ class CUDAGraphRunner:
         leaves: list = []
         _flatten((args, kwargs), leaves)
         device = self._check(leaves)
+        if self.graphs and self._weights_key() != self._weights:
+            warnings.warn('CUDAGraphRunner: the model\'s parameters were '
+                          'replaced (moved or cast) since the capture; '
+                          'capturing again', RuntimeWarning, stacklevel=2)
+            self.reset()
         key = _signature(args, kwargs)
         if key in self.eager_signatures:
             return self._eager(key, '', args, kwargs)
@@ -239,6 +256,7 @@ class CUDAGraphRunner:
                     key, f'input {_describe(leaves)} differs from the '
                     f'captured {self.captured_shapes()}', args, kwargs)
             try:
+                self._weights = self._weights_key()
                 self._capture(key, args, kwargs, device)
             except Exception as err:  # noqa: BLE001  (any capture failure)
                 if self.strict:
