@@ -7,9 +7,9 @@ first use into a cache folder (``$MMDIDB_CUBIN_DIR``, default
 ``~/.cache/mmdidb``), keyed by the source's hash, or taken from
 ``$MMDIDB_WGMMA_CUBIN`` when that names a prebuilt file.
 
-This path is not yet picked by ``backend='auto'``: :func:`bmm_pm1_wgmma` is
-called explicitly (tests, ``tools/benchmark/bgemm.py``) until the GPU
-machine has shown it faster than the ``mma.sync`` kernel. On a GPU other
+This path is not yet picked by ``backend='auto'``: it runs when named
+(``backend='wgmma'``, ``MMDIDB_OPS_BACKEND=wgmma``, :func:`bmm_pm1_wgmma`)
+until the GPU machine has shown it faster than the ``mma.sync`` kernel. On a GPU other
 than compute capability 9.0, or without nvcc / CuPy, :func:`bmm_pm1_hopper`
 falls back to :func:`~mmdidb.ops.bmm_pm1` (the portable kernels) with a
 one-line warning.
@@ -110,8 +110,9 @@ def unusable_reason(device: torch.device) -> Optional[str]:
         return reason
 
 
-def _launch_bmm(a: torch.Tensor, b: torch.Tensor, k: int, op: str,
-                lbo: int, sbo: int) -> torch.Tensor:
+def launch_bmm(a: torch.Tensor, b: torch.Tensor, k: int, op: str,
+               lbo: int = LBO, sbo: int = SBO) -> torch.Tensor:
+    """Run a wgmma product on validated operands (see :func:`bmm_pm1_wgmma`)."""
     import numpy as np  # noqa: PLC0415  (a CuPy dependency)
 
     cupy = cuda_backend._cupy()
@@ -175,7 +176,7 @@ def bmm_pm1_wgmma(a_packed: torch.Tensor, b_packed: torch.Tensor, k: int,
     reason = unusable_reason(a_packed.device)
     if reason is not None:
         raise RuntimeError(f'mmdidb.ops.wgmma: unusable ({reason})')
-    return _launch_bmm(a_packed, b_packed, k, op, lbo, sbo)
+    return launch_bmm(a_packed, b_packed, k, op, lbo, sbo)
 
 
 def bmm_pm1_hopper(a_packed: torch.Tensor, b_packed: torch.Tensor, k: int,

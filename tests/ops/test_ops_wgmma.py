@@ -99,3 +99,24 @@ def test_products_are_exact(op):
             a = pack_mask(mask)
         got = wgmma.bmm_pm1_wgmma(a.cuda(), pack_signs(v).cuda(), k, op=op)
         assert torch.equal(got.cpu(), expected), (op, batch, m, n, k)
+
+
+@needs_sm90
+def test_named_backend_runs_the_wgmma_kernels(monkeypatch):
+    monkeypatch.setenv('MMDIDB_OPS_STRICT', '1')
+    calls = []
+    real = wgmma.launch_bmm
+    monkeypatch.setattr(wgmma, 'launch_bmm',
+                        lambda *a, **k: calls.append(a[3]) or real(*a, **k))
+    x = random_values((2, 3, 77, 300), 7)
+    v = random_values((2, 3, 50, 300), 8)
+    mask = random_mask((2, 3, 77, 300), 9)
+    got = bmm_pm1(pack_signs(x).cuda(), pack_signs(v).cuda(), 300,
+                  backend='wgmma')
+    assert torch.equal(got.cpu(), exact_pm1_product(x, v))
+    got = bmm_mask_pm1(pack_mask(mask).cuda(), pack_signs(v).cuda(), 300,
+                       backend='wgmma')
+    expected = ((mask != 0).double() @ pm1(v).transpose(-1, -2)).to(
+        torch.int32)
+    assert torch.equal(got.cpu(), expected)
+    assert calls == ['xor', 'and']

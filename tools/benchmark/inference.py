@@ -20,7 +20,9 @@ Models, all the same size (the config's arch, or ``--model``):
   so the comparison stays fair; ``fused`` adds the fused binary linear
   kernels (``switch_to_deploy(model, fused=True)``). Before timing, the
   captured deployed model's logits are checked equal, bit for bit, to the
-  eager deployed model's (``--cuda-graph off`` leaves these rows out).
+  eager deployed model's (``--cuda-graph off`` leaves these rows out). On
+  an sm_90 GPU a last row runs the fused graph with every binary product on
+  Hopper's wgmma kernels (``MMDIDB_OPS_BACKEND=wgmma``).
 
 A time is the median over ``--repeats`` CUDA-event measurements of
 ``--iters`` back-to-back forward passes after warm-up; images/s is the batch
@@ -37,6 +39,7 @@ Usage::
         [--quick] [--batches 1 64 256] [--no-append]
 """
 import argparse
+import contextlib
 import copy
 import datetime
 import os
@@ -199,6 +202,34 @@ def check_deploy(didb_cfg, shape):
     return (out - ref).abs().max().item(), ref.abs().max().item()
 
 
+def wgmma_usable() -> bool:
+    """Whether Hopper's wgmma b1 kernels run here (sm_90, nvcc, CuPy)."""
+    if torch.cuda.get_device_capability() != (9, 0):
+        return False
+    from mmdidb.ops import wgmma
+    reason = wgmma.unusable_reason(torch.device('cuda'))
+    if reason is not None:
+        print(f'wgmma rows skipped: {reason}')
+    return reason is None
+
+
+@contextlib.contextmanager
+def ops_backend(name):
+    """Set ``MMDIDB_OPS_BACKEND`` for the block (None: leave it)."""
+    if name is None:
+        yield
+        return
+    saved = os.environ.get('MMDIDB_OPS_BACKEND')
+    os.environ['MMDIDB_OPS_BACKEND'] = name
+    try:
+        yield
+    finally:
+        if saved is None:
+            del os.environ['MMDIDB_OPS_BACKEND']
+        else:
+            os.environ['MMDIDB_OPS_BACKEND'] = saved
+
+
 @torch.inference_mode()
 def check_graph(didb_cfg, shape, batches):
     """Whether the captured deployed models equal the eager one bit for bit.
@@ -264,6 +295,10 @@ def run(args):
                    half, True, True, True),
                   ('DIDB-ViT deploy fused, FP32 + CUDA graph', didb_cfg,
                    full, True, True, True)]
+    if wgmma_usable():
+        # Hopper: the same fused graph with every binary product on wgmma
+        graph_rows.append(('DIDB-ViT deploy fused, FP16 + CUDA graph, wgmma',
+                           didb_cfg, half, True, True, True))
     if args.cuda_graph == 'off':
         models = eager_rows
     elif args.cuda_graph == 'only':
@@ -272,11 +307,14 @@ def run(args):
         models = eager_rows + graph_rows
     rows = []
     for name, cfg, dtype, deploy, graph, fused in models:
-        model = build(cfg, dtype, deploy, graph, fused)
+        products = 'wgmma' if name.endswith(', wgmma') else None
+        with ops_backend(products):
+            model = build(cfg, dtype, deploy, graph, fused)
         for batch in args.batches:
             try:
-                result = measure(model, shape, batch, dtype, args,
-                                 autocast=name.startswith(baseline))
+                with ops_backend(products):
+                    result = measure(model, shape, batch, dtype, args,
+                                     autocast=name.startswith(baseline))
             except Exception as err:  # noqa: BLE001  (a failed capture)
                 if not graph:
                     raise
