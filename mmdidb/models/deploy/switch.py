@@ -28,15 +28,15 @@ def switch_to_deploy(model: nn.Module, cuda_graph: bool = False,
     Args:
         model (nn.Module): Any model, e.g. an ``ImageClassifier`` holding a
             ``DIDBViT``, or the backbone itself.
+        cuda_graph (bool): Also run the backbone (or ``model``) through a
+            CUDA graph, captured on the first CUDA call, replayed for that
+            input shape, eager for others (see
+            :mod:`mmdidb.models.deploy.graph_runtime`). Defaults to False.
         fused (bool): Run each deployed binary linear layer's RSign,
             packing, GEMM, scale and bias as two fused kernels
             (``BinaryLinear.fused_deploy``; the same numbers bit for bit,
             but the RSign modules are no longer called, so forward hooks on
             them stay silent). Defaults to False.
-        cuda_graph (bool): Also run the backbone (or ``model``) through a
-            CUDA graph, captured on the first CUDA call, replayed for that
-            input shape, eager for others (see
-            :mod:`mmdidb.models.deploy.graph_runtime`). Defaults to False.
         **graph_options: Options of
             :class:`~mmdidb.models.deploy.graph_runtime.CUDAGraphRunner`.
 
