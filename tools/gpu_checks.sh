@@ -1,24 +1,34 @@
 #!/usr/bin/env bash
-# GPU checks of mmdidb, in one go (a few minutes on an H100; the timeouts
-# below cap it at 10 minutes):
-#   1. every csrc/*.cu compiles for sm_80 and sm_90 (nvcc, and NVRTC if CuPy
-#      is installed),
-#   2. the GPU tests of mmdidb.ops: both kernel paths and the packing kernel
-#      are exact,
-#   3. the binary-GEMM benchmark (appends to docs/benchmarks.md),
-#   4. the deploy-mode GPU tests: a whole DIDB-ViT on the CuPy kernels equals
-#      its training graph (tests/deploy/test_deploy_gpu.py),
-#   5. the inference benchmark, quick mode: deploy-mode DeiT-S, Swin-T and
-#      BinaryViT-S vs their FP16 models (appends to docs/benchmarks.md;
-#      INFERENCE_MODELS="deit-small" picks a subset).
-# Needs torch with CUDA, cupy (requirements/cuda.txt) and pytest.
+# GPU checks of mmdidb, in one go (about 6-7 minutes on an H100/H200; the
+# per-step timeouts cap it near 9). Most important first, so a run cut
+# short still returns the key results:
+#   1. every csrc/*.cu compiles for sm_80, sm_90 and sm_90a (nvcc, and NVRTC
+#      if CuPy is installed); the wgmma cubin builds, and its SASS is listed
+#      (GMMA instructions present?);
+#   2. all GPU tests in one pytest run: the kernels (mma / popc / packing,
+#      the fused sign-shift+pack and scale+bias epilogue, wgmma b1), the
+#      deploy mode on CUDA, the CUDA-graph runtime (captured == eager bit
+#      for bit, shape fallback), the fused deployed model, and
+#      tools/test.py --cuda-graph on a deploy checkpoint;
+#   3. mma.sync b1 vs wgmma b1 vs cuBLAS FP16 microbenchmark (kernel times
+#      from CUDA-graph replays, plus the wgmma descriptor-layout probe);
+#   4. the inference benchmark with CUDA graphs: DeiT-S, Swin-T and
+#      BinaryViT-S deployed (plain and fused) vs their FP16 models, batch 1
+#      and 64, all in the same run (INFERENCE_MODELS="deit-small" picks a
+#      subset);
+#   5. the profile of one deployed DeiT-S block (torch.profiler + CUDA
+#      events: kernel time vs launches, allocation, CuPy hand-over, Python),
+#      batch 64 and 1;
+#   6. the binary-GEMM table (DeiT-S, batch 64) with the fused-layer columns.
+# Steps 3-6 append to docs/benchmarks.md, copied to LOG_DIR after each step.
+# Needs torch with CUDA, cupy (requirements/cuda.txt), pytest and nvcc.
 #
-# Steps 4 and 5 also need mmengine, mmcv-lite and mmpretrain, which the GPU
-# machine does not have. They are pure-Python wheels: download them once
-# into .whl/ (git-ignored) on a machine with pip access, and carry .whl/ with
-# the working tree (device tool: carry=[".whl"], 3.2 MB); this script then
-# installs them into a temporary folder. Without them steps 4 and 5 say so
-# and measure nothing.
+# Steps 2 (partly) and 4-5 also need mmengine, mmcv-lite and mmpretrain,
+# which the GPU machine does not have. They are pure-Python wheels: download
+# them once into .whl/ (git-ignored) on a machine with pip access, and carry
+# .whl/ with the working tree (device tool: carry=[".whl"], 3.2 MB); this
+# script then installs them into a temporary folder. Without them those
+# steps say so and measure nothing.
 #   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 \
 #     --implementation cp --platform manylinux2014_x86_64 -d .whl \
 #     mmengine==0.10.7 mmcv-lite==2.1.0 mmpretrain==1.2.0 addict==2.4.0 \
@@ -26,63 +36,93 @@
 #     importlib-metadata==10.2.0 lazy-importer==0.1.0 model-index==0.1.11 \
 #     ordered-set==4.1.0 mat4py==0.6.0
 #
-# Usage: tools/gpu_checks.sh [LOG_DIR] [--quick]
-#   LOG_DIR (default: $TMPDIR/mmdidb_gpu_checks) receives the logs and a copy of
-#   docs/benchmarks.md; --quick runs the short binary-GEMM benchmark.
+# On the device machine (one call; at most 8 files come back, this writes 7):
+#   run(command='set -o pipefail; bash tools/gpu_checks.sh $OUT 2>&1 | tee $OUT/gpu_checks.log',
+#       carry=['.whl'], timeout_s=570)
+#
+# Usage: tools/gpu_checks.sh [LOG_DIR]
+#   LOG_DIR (default: $TMPDIR/mmdidb_gpu_checks) receives one log per step
+#   and a copy of docs/benchmarks.md.
 set -u -o pipefail
 cd "$(dirname "$0")/.."
-LOG_DIR=${TMPDIR:-/tmp}/mmdidb_gpu_checks
-BENCH_ARGS=()
-for arg in "$@"; do
-  case "$arg" in
-    --quick) BENCH_ARGS=(--quick) ;;
-    *) LOG_DIR=$arg ;;
-  esac
-done
+LOG_DIR=${1:-${TMPDIR:-/tmp}/mmdidb_gpu_checks}
 mkdir -p "$LOG_DIR"
 export PYTHONUNBUFFERED=1 MMDIDB_OPS_STRICT=1
+# the sm_90a cubin cache stays out of LOG_DIR (only 8 files come back)
+export MMDIDB_CUBIN_DIR=${MMDIDB_CUBIN_DIR:-${TMPDIR:-/tmp}/mmdidb_cubin}
 status=0
+START=$SECONDS
+step() { echo; echo "== $1 (t=$((SECONDS - START)) s)"; }
+save_benchmarks() { [[ -f docs/benchmarks.md ]] && cp docs/benchmarks.md "$LOG_DIR/benchmarks.md"; }
 
 echo "== GPU: $(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null || echo unknown)"
-python -c 'import torch, cupy; print("torch", torch.__version__, "cuda", torch.version.cuda, "cupy", cupy.__version__)' \
+python -c 'import torch, cupy; print("torch", torch.__version__, "cuda", torch.version.cuda, "cupy", cupy.__version__, "sm", torch.cuda.get_device_capability())' \
   || { echo "torch with CUDA and cupy are required"; exit 2; }
+nvcc --version 2>/dev/null | tail -1 || echo "nvcc: not found (the wgmma cubin cannot be built)"
 
 if compgen -G ".whl/*.whl" > /dev/null; then
   SITE=$(mktemp -d)
   python -m pip install -q --no-index --no-deps --no-compile --no-cache-dir \
     --target "$SITE" .whl/*.whl \
     && export PYTHONPATH="$SITE${PYTHONPATH:+:$PYTHONPATH}" \
-    || echo "installing .whl/*.whl failed; steps 4-5 may be skipped"
+    || echo "installing .whl/*.whl failed; the OpenMMLab steps may be skipped"
 fi
 if python -c 'import mmdidb.compat as c; raise SystemExit(0 if c.openmmlab_available() else 1)'; then
-  echo "OpenMMLab packages: found (steps 4-5 run)"
+  echo "OpenMMLab packages: found"
 else
-  echo "OpenMMLab packages: NOT found; steps 4-5 skip (carry .whl/, see the header)"
+  echo "OpenMMLab packages: NOT found; model-level steps skip (carry .whl/, see the header)"
 fi
 
-echo "== 1/5 compile check"
-NVRTC_FLAG=""
-python -c 'from mmdidb.ops.compile_check import nvrtc_available as f; raise SystemExit(0 if f() else 1)' && NVRTC_FLAG=--nvrtc
-timeout 45 python -m mmdidb.ops.compile_check $NVRTC_FLAG 2>&1 | tee "$LOG_DIR/compile_check.log" || status=1
+step "1/6 compile check (nvcc sm_80/sm_90/sm_90a, NVRTC) and the wgmma cubin"
+{
+  NVRTC_FLAG=""
+  python -c 'from mmdidb.ops.compile_check import nvrtc_available as f; raise SystemExit(0 if f() else 1)' && NVRTC_FLAG=--nvrtc
+  timeout 90 python -m mmdidb.ops.compile_check $NVRTC_FLAG || status=1
+  CUBIN=$(timeout 60 python -c 'from mmdidb.ops import wgmma; print(wgmma.build_cubin())') || status=1
+  echo "wgmma cubin: ${CUBIN:-none}"
+  if [[ -n "${CUBIN:-}" ]] && command -v cuobjdump > /dev/null; then
+    echo "SASS tensor-core instructions in the wgmma cubin:"
+    cuobjdump -sass "$CUBIN" | grep -oE '\b[A-Z]*GMMA[A-Z0-9._]*|\bBMMA[A-Z0-9._]*' | sort | uniq -c
+  fi
+} > >(tee "$LOG_DIR/compile_check.log") 2>&1
+sleep 1  # let tee flush before the next step prints
 
-echo "== 2/5 GPU tests of mmdidb.ops"
-timeout 150 python -m pytest tests/ops/test_ops_gpu.py -v -p no:cacheprovider 2>&1 \
-  | tee "$LOG_DIR/test_ops_gpu.log" || status=1
+step "2/6 GPU tests (ops, fused, wgmma, deploy, CUDA graphs, tools/test.py --cuda-graph)"
+# three processes, so that a kernel fault (a sticky CUDA error) in the new
+# fused or wgmma kernels cannot fail the tests that run after it
+PYTEST=(python -m pytest -q -rs -p no:cacheprovider --durations=8)
+timeout 150 "${PYTEST[@]}" tests/ops/test_ops_gpu.py tests/ops/test_ops_fused.py \
+  2>&1 | tee "$LOG_DIR/tests.log" || status=1
+timeout 60 "${PYTEST[@]}" tests/ops/test_ops_wgmma.py \
+  2>&1 | tee -a "$LOG_DIR/tests.log" || status=1
+timeout 200 "${PYTEST[@]}" tests/deploy/test_graph_runtime.py \
+  tests/deploy/test_deploy_gpu.py tests/deploy/test_deploy_fused.py \
+  "tests/deploy/test_deploy_tools.py::test_tools_test_with_cuda_graph_equals_eager" \
+  2>&1 | tee -a "$LOG_DIR/tests.log" || status=1
 
-echo "== 3/5 binary GEMM benchmark"
-timeout 120 python tools/benchmark/bgemm.py "${BENCH_ARGS[@]}" 2>&1 \
+step "3/6 mma.sync b1 vs wgmma b1 vs cuBLAS FP16 (kernel times)"
+timeout 90 python tools/benchmark/bgemm.py --hopper only --repeats 5 2>&1 \
   | tee "$LOG_DIR/bgemm.log" || status=1
+save_benchmarks
 
-echo "== 4/5 deploy-mode GPU tests"
-timeout 60 python -m pytest tests/deploy/test_deploy_gpu.py -v -rs -p no:cacheprovider 2>&1 \
-  | tee "$LOG_DIR/test_deploy_gpu.log" || status=1
-
-echo "== 5/5 inference benchmark (quick)"
+step "4/6 inference with CUDA graphs vs FP16 (batch 1 and 64)"
 for model in ${INFERENCE_MODELS:-deit-small swin-tiny binaryvit-small}; do
-  timeout 75 python tools/benchmark/inference.py --model "$model" --quick 2>&1 \
-    | tee -a "$LOG_DIR/inference.log" || status=1
+  timeout 100 python tools/benchmark/inference.py --model "$model" --quick \
+    --cuda-graph only 2>&1 | tee -a "$LOG_DIR/inference.log" || status=1
+  save_benchmarks
 done
-[[ -f docs/benchmarks.md ]] && cp docs/benchmarks.md "$LOG_DIR/benchmarks.md"
 
-echo "== done, status $status (logs in $LOG_DIR)"
+step "5/6 profile of one deployed DeiT-S block"
+for batch in 64 1; do
+  timeout 60 python tools/benchmark/profile_block.py --model deit-small \
+    --batch "$batch" 2>&1 | tee -a "$LOG_DIR/profile.log" || status=1
+done
+save_benchmarks
+
+step "6/6 binary GEMM table, DeiT-S batch 64, fused-layer columns"
+timeout 90 python tools/benchmark/bgemm.py --hopper off --quick --batches 64 \
+  --models DeiT-Small 2>&1 | tee -a "$LOG_DIR/bgemm.log" || status=1
+save_benchmarks
+
+echo "== done in $((SECONDS - START)) s, status $status (logs in $LOG_DIR)"
 exit $status

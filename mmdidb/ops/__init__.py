@@ -14,12 +14,19 @@ axis. Example::
     a = pack_signs(x)               # x: (M, K) float -> (M, ceil(K/32))
     b = pack_signs(w)               # w: (N, K) float -> (N, ceil(K/32))
     y = bmm_pm1(a, b, k=x.shape[-1])  # == sign(x) @ sign(w).T, int32 (M, N)
+
+Fused forms of the deployed linear layer (:mod:`mmdidb.ops.fused`):
+``pack_shifted_signs(x, beta)`` (RSign + pack in one pass) and
+``bmm_pm1_scaled(a, b, k, scale, bias)`` (scale and bias in the GEMM's
+epilogue), equal to the unfused formulas bit for bit.
 """
 from .backend import PACK_BACKENDS, PRODUCT_BACKENDS
+from .fused import bmm_pm1_scaled, pack_shifted_signs
 from .packing import pack_mask, pack_signs, unpack_mask, unpack_signs
 from .products import bmm_mask_pm1, bmm_pm1
 
 __all__ = [
     'PACK_BACKENDS', 'PRODUCT_BACKENDS', 'bmm_mask_pm1', 'bmm_pm1',
-    'pack_mask', 'pack_signs', 'unpack_mask', 'unpack_signs'
+    'bmm_pm1_scaled', 'pack_mask', 'pack_shifted_signs', 'pack_signs',
+    'unpack_mask', 'unpack_signs'
 ]

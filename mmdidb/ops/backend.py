@@ -7,6 +7,9 @@ Backends of the products:
 - ``'mma'``: CuPy kernel on the 1-bit tensor cores (``mma.sync ... b1
   .and.popc``); needs compute capability 8.0 or newer.
 - ``'popc'``: CuPy kernel on the CUDA cores (``__popc``); any CUDA GPU.
+- ``'wgmma'``: Hopper's warpgroup tensor cores (``wgmma ... b1.and.popc``,
+  an nvcc-built sm_90a cubin, :mod:`mmdidb.ops.wgmma`); compute capability
+  9.0 only, and never picked by ``'auto'`` until measured faster.
 - ``'auto'``: ``'mma'`` on sm_80+, ``'popc'`` below, for CUDA tensors.
 
 Packing has ``'torch'``, ``'cuda'`` (the CuPy packing kernel) and ``'auto'``.
@@ -14,8 +17,9 @@ Packing has ``'torch'``, ``'cuda'`` (the CuPy packing kernel) and ``'auto'``.
 Environment variables:
 
 - ``MMDIDB_OPS_BACKEND``: overrides ``'auto'`` (``torch``, ``mma``, ``popc``,
-  ``cuda``; ``mma``/``popc`` also select the CUDA packing kernel, ``cuda``
-  selects ``auto`` for the products). Applies to CUDA tensors only.
+  ``wgmma``, ``cuda``; ``mma``/``popc``/``wgmma`` also select the CUDA
+  packing kernel, ``cuda`` selects ``auto`` for the products). Applies to
+  CUDA tensors only.
 - ``MMDIDB_OPS_STRICT=1``: when CuPy / NVRTC is unusable for a CUDA tensor,
   raise instead of warning once and falling back to the torch path.
 
@@ -31,7 +35,7 @@ import torch
 
 from . import cuda_backend
 
-PRODUCT_BACKENDS = ('auto', 'torch', 'mma', 'popc')
+PRODUCT_BACKENDS = ('auto', 'torch', 'mma', 'popc', 'wgmma')
 PACK_BACKENDS = ('auto', 'torch', 'cuda')
 ENV_BACKEND = 'MMDIDB_OPS_BACKEND'
 ENV_STRICT = 'MMDIDB_OPS_STRICT'
@@ -61,9 +65,9 @@ def _requested(backend: Optional[str], allowed) -> tuple:
     env = os.environ.get(ENV_BACKEND, '').strip().lower()
     if env in ('', 'auto'):
         return 'auto', False
-    if env not in ('torch', 'mma', 'popc', 'cuda'):
+    if env not in ('torch', 'mma', 'popc', 'wgmma', 'cuda'):
         raise ValueError(f'{ENV_BACKEND} must be one of auto, torch, mma, popc, '
-                         f'cuda; got {env!r}')
+                         f'wgmma, cuda; got {env!r}')
     return env, True
 
 
@@ -85,11 +89,12 @@ def resolve_product_backend(backend: Optional[str],
     """Pick the implementation of ``bmm_pm1`` / ``bmm_mask_pm1``.
 
     Args:
-        backend: ``None``/``'auto'``, ``'torch'``, ``'mma'`` or ``'popc'``.
+        backend: ``None``/``'auto'``, ``'torch'``, ``'mma'``, ``'popc'`` or
+            ``'wgmma'``.
         device: Device of the operands.
 
     Returns:
-        ``'torch'``, ``'mma'`` or ``'popc'``.
+        ``'torch'``, ``'mma'``, ``'popc'`` or ``'wgmma'``.
 
     Raises:
         ValueError: Unknown backend, or a CUDA backend named in the argument
@@ -101,7 +106,7 @@ def resolve_product_backend(backend: Optional[str],
     if name == 'cuda':
         name = 'auto'
     if device.type != 'cuda':
-        if explicit and name in ('mma', 'popc'):
+        if explicit and name in ('mma', 'popc', 'wgmma'):
             raise ValueError(
                 f'backend={name!r} needs CUDA tensors, got tensors on {device}')
         return 'torch'
@@ -111,6 +116,16 @@ def resolve_product_backend(backend: Optional[str],
     if reason is not None:
         return _fallback(reason, forced, 'product')
     major, minor = torch.cuda.get_device_capability(device)
+    if name == 'wgmma':
+        if (major, minor) != (9, 0):
+            raise RuntimeError(
+                f'backend wgmma needs compute capability 9.0 (H100/H200), '
+                f'{device} has {major}.{minor}; use mma')
+        from . import wgmma  # noqa: PLC0415  (imports the products)
+        reason = wgmma.unusable_reason(device)
+        if reason is not None:
+            raise RuntimeError(f'backend wgmma is unusable: {reason}')
+        return 'wgmma'
     has_mma = (major, minor) >= (8, 0)
     if name == 'auto':
         return 'mma' if has_mma else 'popc'
@@ -137,7 +152,7 @@ def resolve_pack_backend(backend: Optional[str], device: torch.device) -> str:
     """
     explicit = backend not in (None, 'auto')
     name, forced = _requested(backend, PACK_BACKENDS)
-    if name in ('mma', 'popc'):
+    if name in ('mma', 'popc', 'wgmma'):
         name = 'cuda'
     if device.type != 'cuda':
         if explicit and name == 'cuda':

@@ -22,7 +22,10 @@ from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Sequence, Union
 
 SOURCE_DIR = Path(__file__).resolve().parent / 'csrc'
-DEFAULT_ARCHS = ('sm_80', 'sm_90')
+#: sm_90a: Hopper's architecture-specific target (wgmma); bmm_wgmma.cu is
+#: loaded from an nvcc-built sm_90a cubin, the other sources compile to the
+#: same code as for sm_90.
+DEFAULT_ARCHS = ('sm_80', 'sm_90', 'sm_90a')
 NVCC_FLAGS = ('-std=c++17', '--Werror', 'all-warnings')
 
 
@@ -72,18 +75,39 @@ def _source_text(source: Union[str, Path]) -> tuple:
     return 'inline.cu', str(source)
 
 
+def arch_flags(arch: str) -> List[str]:
+    """nvcc flags selecting one real architecture.
+
+    Architecture-specific targets (``sm_90a``) use the ``-gencode`` form:
+    with nvcc 13.0 the ``-arch=sm_90a`` shorthand also ran a plain sm_90
+    pass that rejects wgmma (seen on the GPU machine's nvcc).
+
+    Args:
+        arch: ``'sm_80'``, ``'sm_90a'``, ...
+
+    Returns:
+        The flags.
+    """
+    if arch.endswith('a'):
+        number = arch[len('sm_'):]
+        return [f'-gencode=arch=compute_{number},code=sm_{number}']
+    return [f'-arch={arch}']
+
+
 def compile_with_nvcc(source: Union[str, Path], arch: str = 'sm_80',
                       nvcc: Optional[str] = None,
                       extra_flags: Sequence[str] = (),
-                      timeout: float = 300) -> str:
+                      timeout: float = 300,
+                      output: Optional[Union[str, Path]] = None) -> str:
     """Compile one source to a cubin with nvcc, in a temporary folder.
 
     Args:
         source: Path of a ``.cu`` file, or CUDA source code.
-        arch: Real architecture, e.g. ``'sm_80'``.
+        arch: Real architecture, e.g. ``'sm_80'`` or ``'sm_90a'``.
         nvcc: nvcc executable (default: :func:`find_nvcc`).
         extra_flags: More nvcc flags.
         timeout: Seconds before the compiler is stopped.
+        output: Keep the cubin at this path (default: discard it).
 
     Returns:
         The compiler's output (warnings, if any; usually empty).
@@ -99,8 +123,9 @@ def compile_with_nvcc(source: Union[str, Path], arch: str = 'sm_80',
     with tempfile.TemporaryDirectory(prefix='mmdidb_nvcc_') as tmp:
         src = Path(tmp) / name
         src.write_text(text)
-        cmd = [nvcc, '-cubin', f'-arch={arch}', *NVCC_FLAGS, *extra_flags,
-               '-o', str(Path(tmp) / (src.stem + '.cubin')), str(src)]
+        target = Path(output) if output else Path(tmp) / (src.stem + '.cubin')
+        cmd = [nvcc, '-cubin', *arch_flags(arch), *NVCC_FLAGS, *extra_flags,
+               '-o', str(target), str(src)]
         try:
             proc = subprocess.run(cmd, capture_output=True, text=True,
                                   timeout=timeout, check=False)
@@ -213,7 +238,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     """
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--arch', action='append', dest='archs',
-                        help='real arch, repeatable (default: sm_80, sm_90)')
+                        help='real arch, repeatable (default: sm_80, sm_90, '
+                        'sm_90a)')
     parser.add_argument('--nvrtc', action='store_true',
                         help='also compile with NVRTC through CuPy')
     args = parser.parse_args(argv)

@@ -4,11 +4,12 @@ CuPy is imported lazily, on the first CUDA tensor, so ``import mmdidb.ops``
 needs torch alone. The kernel sources are the ``.cu`` files in ``csrc/``; they
 are compiled once per device (CuPy also caches the binaries on disk).
 
-Interop is zero-copy: torch tensors are handed to the kernels through
-``__cuda_array_interface__`` (``cupy.asarray``), outputs are allocated by
-torch (its caching allocator), and every kernel runs on torch's current
-stream of the tensors' device, so it is ordered with the surrounding torch
-work without any synchronisation.
+Interop is zero-copy: torch tensors are handed to the kernels as raw device
+pointers, outputs are allocated by torch (its caching allocator), and every
+kernel runs on torch's current stream of the tensors' device, so it is
+ordered with the surrounding torch work without any synchronisation, and a
+forward pass can be captured into a CUDA graph
+(:mod:`mmdidb.models.deploy.graph_runtime`).
 """
 import threading
 import warnings
@@ -22,16 +23,24 @@ SOURCES = {
     'pack': 'pack.cu',
     'popc': 'bmm_popc.cu',
     'mma': 'bmm_mma.cu',
+    # nvcc-built sm_90a cubin, loaded by mmdidb.ops.wgmma (not by NVRTC)
+    'wgmma': 'bmm_wgmma.cu',
 }
 KERNELS = {
     'pack': ('mmdidb_pack_f32_sign', 'mmdidb_pack_f32_mask',
              'mmdidb_pack_f64_sign', 'mmdidb_pack_f64_mask',
              'mmdidb_pack_f16_sign', 'mmdidb_pack_f16_mask',
              'mmdidb_pack_bf16_sign', 'mmdidb_pack_bf16_mask',
-             'mmdidb_pack_u8_nonzero'),
+             'mmdidb_pack_u8_nonzero', 'mmdidb_pack_shift_f32',
+             'mmdidb_pack_shift_f16'),
     'popc': ('mmdidb_bmm_popc_xor', 'mmdidb_bmm_popc_and'),
-    'mma': ('mmdidb_bmm_mma_xor', 'mmdidb_bmm_mma_and'),
+    'mma': ('mmdidb_bmm_mma_xor', 'mmdidb_bmm_mma_and',
+            'mmdidb_bmm_mma_xor_f32', 'mmdidb_bmm_mma_xor_f16'),
+    'wgmma': ('mmdidb_bmm_wgmma_xor', 'mmdidb_bmm_wgmma_and'),
 }
+#: Dtypes of the fused kernels (sign-shift + pack, GEMM + scale + bias).
+FUSED_DTYPES = {torch.float32: ('f32', torch.int32),
+                torch.float16: ('f16', torch.int16)}
 # Tile sizes and block sizes, as #defined in the .cu files.
 PRODUCT_TILE = {'popc': (64, 64, 256), 'mma': (64, 64, 128)}
 PACK_THREADS = 256
@@ -146,13 +155,21 @@ def _stream(device: torch.device):
 
 
 def _launch(device: torch.device, kernel: str, grid, block, args) -> None:
-    """Launch on torch's current stream; tensors in ``args`` go zero-copy."""
+    """Launch on torch's current stream; tensors in ``args`` go zero-copy.
+
+    A tensor is passed as its raw device pointer (a 64-bit value, what a
+    ``T*`` parameter holds): no CuPy array is built, so a launch neither
+    allocates nor queries the pointer's attributes, which keeps it cheap and
+    legal inside a CUDA-graph capture (torch's current stream is then the
+    capturing stream, and the launch is recorded into the graph).
+    """
+    import numpy as np  # noqa: PLC0415  (a CuPy dependency)
+
     cupy = _cupy()
     with cupy.cuda.Device(device.index), _stream(device):
-        # __cuda_array_interface__ views: no copy, no synchronisation.
         converted = tuple(
-            cupy.asarray(arg) if isinstance(arg, torch.Tensor) else arg
-            for arg in args)
+            np.uint64(arg.data_ptr()) if isinstance(arg, torch.Tensor)
+            else arg for arg in args)
         _function(device, kernel)(grid, block, converted)
 
 
@@ -186,6 +203,79 @@ def pack_rows(x: torch.Tensor, mode: str) -> torch.Tensor:
     _launch(x.device, kernel, (blocks,), (PACK_THREADS,),
             (x.detach().view(raw), out, np.int64(rows), np.int32(length),
              np.int32(words)))
+    return out
+
+
+def _pack_grid(x: torch.Tensor, total: int):
+    warps = PACK_THREADS // 32
+    sms = torch.cuda.get_device_properties(x.device).multi_processor_count
+    return (max(1, min((total + warps - 1) // warps, sms * 32)), )
+
+
+def pack_shift_rows(x: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
+    """Pack ``x + shift >= 0`` along the last axis in one pass.
+
+    Args:
+        x: Contiguous CUDA ``(..., K)`` float32 / float16 tensor.
+        shift: Contiguous ``(K,)`` tensor of the same dtype and device.
+
+    Returns:
+        ``int32`` tensor ``(..., ceil(K / 32))``.
+    """
+    import numpy as np  # noqa: PLC0415  (a CuPy dependency)
+
+    suffix, raw = FUSED_DTYPES[x.dtype]
+    length = x.shape[-1]
+    words = (length + 31) // 32
+    out = torch.empty(x.shape[:-1] + (words,), dtype=torch.int32,
+                      device=x.device)
+    total = out.numel()
+    if total == 0:
+        return out
+    _launch(x.device, f'mmdidb_pack_shift_{suffix}', _pack_grid(x, total),
+            (PACK_THREADS,),
+            (x.detach().view(raw), shift.detach().view(raw), out,
+             np.int64(total // words), np.int32(length), np.int32(words)))
+    return out
+
+
+def bmm_scaled(a: torch.Tensor, b: torch.Tensor, k: int,
+               scale: torch.Tensor, bias: Optional[torch.Tensor],
+               dtype: torch.dtype) -> torch.Tensor:
+    """``(k - 2 popc(a ^ b)) * scale + bias`` on the tensor cores.
+
+    Args:
+        a: ``int32`` ``(M, W)`` on a CUDA device (sm_80+), contiguous.
+        b: ``int32`` ``(N, W)``, contiguous, same device.
+        k: Number of valid bits.
+        scale: ``(N,)`` contiguous, of ``dtype``.
+        bias: ``(N,)`` contiguous, of ``dtype``, or None.
+        dtype: ``torch.float32`` or ``torch.float16``.
+
+    Returns:
+        ``(M, N)`` tensor of ``dtype``.
+    """
+    import numpy as np  # noqa: PLC0415  (a CuPy dependency)
+
+    m, words = a.shape
+    n = b.shape[0]
+    out = torch.empty((m, n), dtype=dtype, device=a.device)
+    if out.numel() == 0:
+        return out
+    if words == 0:
+        counts = torch.zeros((m, n), dtype=dtype, device=a.device)
+        out = counts * scale
+        return out + bias if bias is not None else out
+    tile_m, tile_n, threads = PRODUCT_TILE['mma']
+    if (m + tile_m - 1) // tile_m > MAX_GRID_Z:
+        raise ValueError(f'a_packed has {m} rows; the CUDA kernels take at '
+                         f'most {MAX_GRID_Z * tile_m} rows per matrix')
+    suffix = FUSED_DTYPES[dtype][0]
+    grid = ((n + tile_n - 1) // tile_n, (m + tile_m - 1) // tile_m, 1)
+    _launch(a.device, f'mmdidb_bmm_mma_xor_{suffix}', grid, (threads,),
+            (a, b, out, np.int32(m), np.int32(n), np.int32(words),
+             np.int32(k), np.int64(0), np.int64(0), scale,
+             bias if bias is not None else np.uint64(0)))
     return out
 
 

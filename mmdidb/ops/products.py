@@ -31,7 +31,8 @@ def bmm_pm1(a_packed: torch.Tensor, b_packed: torch.Tensor, k: int,
         k: Length of the reduction axis in bits; ``W == ceil(k / 32)``. Bits
             past ``k`` in the last word are ignored.
         backend: ``None``/``'auto'``, ``'torch'``, ``'mma'`` (tensor cores,
-            sm_80+) or ``'popc'`` (CUDA cores); see :mod:`mmdidb.ops.backend`.
+            sm_80+), ``'popc'`` (CUDA cores) or ``'wgmma'`` (Hopper's
+            warpgroup tensor cores, sm_90); see :mod:`mmdidb.ops.backend`.
 
     Returns:
         ``int32`` tensor ``broadcast(...) + (M, N)`` on the operands' device.
@@ -48,6 +49,9 @@ def bmm_pm1(a_packed: torch.Tensor, b_packed: torch.Tensor, k: int,
     path = resolve_product_backend(backend, a_packed.device)
     if path == 'torch':
         return bmm_pm1_torch(a_packed, b_packed, k)
+    if path == 'wgmma':
+        from . import wgmma  # noqa: PLC0415  (sm_90 only, loaded late)
+        return wgmma.launch_bmm(a_packed, b_packed, k, 'xor')
     return cuda_backend.bmm(a_packed, b_packed, k, batch, path, 'xor')
 
 
@@ -79,4 +83,7 @@ def bmm_mask_pm1(mask_packed: torch.Tensor, v_packed: torch.Tensor, k: int,
     path = resolve_product_backend(backend, mask_packed.device)
     if path == 'torch':
         return bmm_mask_pm1_torch(mask_packed, v_packed, k)
+    if path == 'wgmma':
+        from . import wgmma  # noqa: PLC0415  (sm_90 only, loaded late)
+        return wgmma.launch_bmm(mask_packed, v_packed, k, 'and')
     return cuda_backend.bmm(mask_packed, v_packed, k, batch, path, 'and')

@@ -115,3 +115,57 @@ def test_inference_benchmark_without_gpu_exits_cleanly():
     log = run([sys.executable, 'tools/benchmark/inference.py', '--model',
                'deit-tiny'])
     assert 'needs a CUDA GPU' in log and 'nothing was measured' in log
+
+
+def _load_test_tool():
+    path = os.path.join(REPO_ROOT, 'tools', 'test.py')
+    spec = importlib.util.spec_from_file_location('mmdidb_tools_test', path)
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    return tool
+
+
+def test_cuda_graph_flag_needs_a_gpu(monkeypatch):
+    tool = _load_test_tool()
+    cfg = Config(dict(custom_hooks=[dict(type='ReseedHook')]))
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)
+    with pytest.raises(RuntimeError, match='--cuda-graph needs a CUDA GPU'):
+        tool.add_cuda_graph_hook(cfg)
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)
+    tool.add_cuda_graph_hook(cfg)
+    assert [h['type'] for h in cfg.custom_hooks] == ['ReseedHook',
+                                                     'CUDAGraphHook']
+
+
+def test_cuda_graph_hook_refuses_a_cpu_model():
+    from types import SimpleNamespace
+
+    from mmdidb.engine.hooks import CUDAGraphHook
+    runner = SimpleNamespace(model=build_model())
+    with pytest.raises(RuntimeError, match='needs the model on a CUDA GPU'):
+        CUDAGraphHook().before_test(runner)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available()
+                    or importlib.util.find_spec('cupy') is None,
+                    reason='--cuda-graph needs a CUDA GPU and cupy')
+def test_tools_test_with_cuda_graph_equals_eager(tmp_path, capsys):
+    model = build_model()
+    trained = tmp_path / 'epoch_1.pth'
+    torch.save(dict(meta=dict(epoch=1), state_dict=model.state_dict()),
+               trained)
+    out = tmp_path / 'deploy.pth'
+    convert([CONFIG, trained, out], capsys)
+    data = make_fashion_mnist(str(tmp_path / 'fmnist'), 8, 16)
+    # batches of 6, 6, 4: two replays, the last (smaller) batch eager
+    common = [sys.executable, 'tools/test.py', CONFIG, str(out),
+              '--cfg-options', 'test_dataloader.batch_size=6',
+              f'test_dataloader.dataset.data_prefix={data}']
+    eager = run(common + ['--work-dir', str(tmp_path / 'eager')])
+    graph = run(common + ['--work-dir', str(tmp_path / 'graph'),
+                          '--cuda-graph'])
+    metric = r'Test metrics \(.*, deploy mode\): (.*)'
+    assert re.search(metric, graph).group(1) == re.search(
+        metric, eager).group(1)
+    assert 'CUDA graph: 2 batches replayed' in graph, graph[-3000:]
+    assert '1 ran eagerly' in graph

@@ -111,3 +111,25 @@ x = mmdidb.ops.pack_signs(mmdidb.ops.unpack_signs(
 heavy = ('cupy', 'mmengine', 'mmcv', 'mmpretrain', 'mmseg', 'torchvision')
 print(sorted({m.split('.')[0] for m in sys.modules} & set(heavy)))
 """
+
+
+def test_wgmma_backend_needs_sm90_and_is_never_auto(monkeypatch):
+    from mmdidb.ops import wgmma
+    _unusable(monkeypatch, None)
+    with pytest.raises(ValueError, match="backend='wgmma' needs CUDA"):
+        backend.resolve_product_backend('wgmma', torch.device('cpu'))
+    monkeypatch.setattr(torch.cuda, 'get_device_capability',
+                        lambda device=None: (8, 9))
+    with pytest.raises(RuntimeError, match='needs compute capability 9.0'):
+        backend.resolve_product_backend('wgmma', CUDA0)
+    monkeypatch.setattr(torch.cuda, 'get_device_capability',
+                        lambda device=None: (9, 0))
+    monkeypatch.setattr(wgmma, 'unusable_reason', lambda device: 'no nvcc')
+    with pytest.raises(RuntimeError, match='wgmma is unusable: no nvcc'):
+        backend.resolve_product_backend('wgmma', CUDA0)
+    monkeypatch.setattr(wgmma, 'unusable_reason', lambda device: None)
+    assert backend.resolve_product_backend('wgmma', CUDA0) == 'wgmma'
+    assert backend.resolve_product_backend(None, CUDA0) == 'mma'  # not auto
+    monkeypatch.setenv(backend.ENV_BACKEND, 'wgmma')
+    assert backend.resolve_product_backend(None, CUDA0) == 'wgmma'
+    assert backend.resolve_pack_backend(None, CUDA0) == 'cuda'

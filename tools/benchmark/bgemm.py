@@ -64,6 +64,11 @@ def parse_args(argv=None):
                         help='markdown file the table is appended to')
     parser.add_argument('--no-append', action='store_true',
                         help='print the table only')
+    parser.add_argument('--hopper', choices=('auto', 'on', 'off', 'only'),
+                        default='auto',
+                        help='the mma.sync b1 vs wgmma b1 vs cuBLAS FP16 '
+                        'microbenchmark (kernel times, CUDA-graph replays): '
+                        'auto = on sm_90 GPUs; only = nothing else')
     args = parser.parse_args(argv)
     if args.batches is None:
         args.batches = [1, 64] if args.quick else [1, 64, 256]
@@ -104,17 +109,32 @@ def linear_case(d, k_mult, n_mult, batch, paths):
     Returns:
         ``(shape dict, {column: callable}, exact: bool)``.
     """
-    from mmdidb.ops import bmm_pm1, pack_signs
+    from mmdidb.ops import bmm_pm1, bmm_pm1_scaled, pack_shifted_signs, pack_signs
     m, k, n = batch * TOKENS, k_mult * d, n_mult * d
     x32 = torch.randn(m, k, device='cuda')
     w32 = torch.randn(n, k, device='cuda')
     x16, w16 = x32.half(), w32.half()
     wp = pack_signs(w32)  # weights are packed once, offline
     xp = pack_signs(x32)
+    beta = torch.randn(k, device='cuda') * 0.1
+    scale = torch.rand(n, device='cuda')
+    bias = torch.randn(n, device='cuda')
+
+    def layer():
+        # the deployed BinaryLinear unfused: RSign, pack, GEMM, scale, bias
+        bits = pack_signs(((x32 + beta) >= 0).float() * 2 - 1)
+        return bmm_pm1(bits, wp, k).float() * scale + bias
+
+    def layer_fused():
+        return bmm_pm1_scaled(pack_shifted_signs(x32, beta), wp, k, scale,
+                              bias)
+
     calls = {
         'fp32': lambda: F.linear(x32, w32),
         'fp16': lambda: F.linear(x16, w16),
         'pack': lambda: pack_signs(x32),
+        'layer': layer,
+        'layer fused': layer_fused,
     }
     exact = F.linear(pm1(x32), pm1(w32)).to(torch.int32)
     ok = True
@@ -123,6 +143,7 @@ def linear_case(d, k_mult, n_mult, batch, paths):
         calls[path + '+pack'] = (
             lambda p=path: bmm_pm1(pack_signs(x32), wp, k, backend=p))
         ok &= torch.equal(bmm_pm1(xp, wp, k, backend=path), exact)
+    ok &= torch.equal(layer(), layer_fused())
     shape = {'batch': batch, 'count': 1, 'M': m, 'K': k, 'N': n}
     return shape, calls, ok
 
@@ -216,6 +237,152 @@ def run(args, paths):
     return rows
 
 
+HOPPER_HEADING = ('### Hopper 1-bit tensor cores: mma.sync vs wgmma '
+                  '(tools/benchmark/bgemm.py --hopper)')
+#: (name, M, K, N): DeiT-S layers at batch 64 and 256, and a large square
+HOPPER_SHAPES = (('DeiT-S fc1, batch 64', 12608, 384, 1536),
+                 ('DeiT-S fc2, batch 64', 12608, 1536, 384),
+                 ('DeiT-S fc1, batch 256', 50432, 384, 1536),
+                 ('square 8192', 8192, 8192, 8192))
+
+
+def graph_ms(fn, iters, repeats):
+    """Kernel time of ``fn`` in ms: ``iters`` calls captured in one CUDA
+    graph, replayed ``repeats`` times (median), so no Python or launch
+    overhead is counted."""
+    import statistics
+    fn()
+    torch.cuda.synchronize()
+    graph = torch.cuda.CUDAGraph()
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        fn()
+    torch.cuda.current_stream().wait_stream(side)
+    with torch.cuda.graph(graph):
+        for _ in range(iters):
+            fn()
+    graph.replay()
+    torch.cuda.synchronize()
+    times = []
+    for _ in range(repeats):
+        start = torch.cuda.Event(enable_timing=True)
+        stop = torch.cuda.Event(enable_timing=True)
+        start.record()
+        graph.replay()
+        stop.record()
+        stop.synchronize()
+        times.append(start.elapsed_time(stop) / iters)
+    return statistics.median(times)
+
+
+def wgmma_layout_probe():
+    """Which descriptor offsets make one 64x128x256 tile exact.
+
+    Returns:
+        dict: ``'LBO=128,SBO=256'`` (the layout bmm_wgmma.cu documents) and
+        the swapped offsets -> True when exact.
+    """
+    from mmdidb.ops import pack_signs, wgmma
+    torch.manual_seed(0)
+    x = torch.randn(64, 256, device='cuda')
+    w = torch.randn(128, 256, device='cuda')
+    exact = (pm1(x) @ pm1(w).T).to(torch.int32)
+    result = {}
+    for lbo, sbo in ((wgmma.LBO, wgmma.SBO), (wgmma.SBO, wgmma.LBO)):
+        out = wgmma.bmm_pm1_wgmma(pack_signs(x), pack_signs(w), 256,
+                                  lbo=lbo, sbo=sbo)
+        torch.cuda.synchronize()
+        result[f'LBO={lbo},SBO={sbo}'] = bool(torch.equal(out, exact))
+    return result
+
+
+def hopper_benchmark(args):
+    """mma.sync b1 vs wgmma b1 vs cuBLAS FP16 kernel times.
+
+    FP16 and mma are measured first for every shape, then the wgmma layout
+    probe and the wgmma column: a fault in the new kernel (a sticky CUDA
+    error) cannot lose the other numbers, which are printed as they come.
+
+    Returns:
+        ``(rows, probe, reason)``: rows of dicts, the layout probe, and why
+        wgmma could not run (None when it ran).
+    """
+    from mmdidb.ops import bmm_pm1, pack_signs, wgmma
+    rows, operands = [], []
+    for name, m, k, n in HOPPER_SHAPES:
+        gen = torch.Generator(device='cuda').manual_seed(m + k + n)
+        x = torch.randn(m, k, device='cuda', generator=gen)
+        w = torch.randn(n, k, device='cuda', generator=gen)
+        xp, wp = pack_signs(x), pack_signs(w)
+        x16, w16 = x.half(), w.half()
+        row = dict(name=name, M=m, K=k, N=n, exact=True)
+        if m * n * k <= 12608 * 1536 * 1536:  # FP16 output exact below 2048
+            row['exact'] = bool(torch.equal(
+                bmm_pm1(xp, wp, k, backend='mma'),
+                F.linear(pm1(x16), pm1(w16)).float().to(torch.int32)))
+        iters = 5 if m * n * k > 1e11 else 20
+        row['fp16'] = graph_ms(lambda: F.linear(x16, w16), iters,
+                               args.repeats)
+        row['mma'] = graph_ms(lambda: bmm_pm1(xp, wp, k, backend='mma'),
+                              iters, args.repeats)
+        print(f"hopper {name}: fp16={row['fp16']:.4f} ms "
+              f"mma={row['mma']:.4f} ms exact={row['exact']}", flush=True)
+        rows.append(row)
+        operands.append((xp, wp, k, iters))
+    reason = wgmma.unusable_reason(torch.device('cuda'))
+    probe = {}
+    if reason is None:
+        probe = wgmma_layout_probe()
+        print(f'hopper wgmma layout probe: {probe}', flush=True)
+        for row, (xp, wp, k, iters) in zip(rows, operands):
+            ref = bmm_pm1(xp, wp, k, backend='mma')
+            row['exact'] &= bool(torch.equal(wgmma.bmm_pm1_wgmma(xp, wp, k),
+                                              ref))
+            row['wgmma'] = graph_ms(
+                lambda a=xp, b=wp, kk=k: wgmma.bmm_pm1_wgmma(a, b, kk),
+                iters, args.repeats)
+            print(f"hopper {row['name']}: wgmma={row['wgmma']:.4f} ms "
+                  f"exact={row['exact']}", flush=True)
+    else:
+        print(f'hopper: wgmma unusable: {reason}', flush=True)
+    torch.cuda.empty_cache()
+    return rows, probe, reason
+
+
+def hopper_markdown(rows, probe, reason):
+    """The microbenchmark's table and its notes."""
+    lines = []
+    if reason is not None:
+        lines.append(f'- wgmma did not run: {reason}')
+    if probe:
+        lines.append('- descriptor layout probe (one 64x128x256 tile exact?): '
+                     + ', '.join(f'{k}: {"yes" if v else "NO"}'
+                                 for k, v in probe.items()))
+    head = ['shape', 'M', 'K', 'N', 'fp16 ms', 'mma ms', 'wgmma ms',
+            'fp16 TFLOPS', 'mma TOPS', 'wgmma TOPS', 'wgmma vs mma',
+            'wgmma vs fp16', 'exact']
+    lines += ['', '| ' + ' | '.join(head) + ' |',
+              '|' + '|'.join(['---'] * len(head)) + '|']
+    for row in rows:
+        ops = 2.0 * row['M'] * row['N'] * row['K']
+
+        def rate(col):
+            return f'{ops / (row[col] * 1e-3) / 1e12:,.0f}' if col in row \
+                else ''
+
+        has = 'wgmma' in row
+        lines.append('| ' + ' | '.join([
+            row['name'], str(row['M']), str(row['K']), str(row['N']),
+            f"{row['fp16']:.4f}", f"{row['mma']:.4f}",
+            f"{row['wgmma']:.4f}" if has else '',
+            rate('fp16'), rate('mma'), rate('wgmma'),
+            f"{row['mma'] / row['wgmma']:.2f}x" if has else '',
+            f"{row['fp16'] / row['wgmma']:.2f}x" if has else '',
+            'yes' if row['exact'] else '**NO**']) + ' |')
+    return '\n'.join(lines)
+
+
 def markdown(rows, paths):
     """Render the rows as a markdown table.
 
@@ -229,6 +396,7 @@ def markdown(rows, paths):
     columns = ['fp32', 'fp16', 'pack']
     for path in paths:
         columns += [path, path + '+pack']
+    columns += ['layer', 'layer fused']
     best = paths[0]
     head = (['model', 'layer', 'batch', 'matrices', 'M', 'K', 'N'] +
             [f'{c} ms' for c in columns] +
@@ -240,7 +408,7 @@ def markdown(rows, paths):
         cells = [row['model'], row['layer'], str(row['batch']),
                  str(row['count']), str(row['M']), str(row['K']),
                  str(row['N'])]
-        cells += [f'{row[c]:.4f}' for c in columns]
+        cells += [f'{row[c]:.4f}' if c in row else '' for c in columns]
         cells.append(f"{row['fp16'] / row[best + '+pack']:.2f}x")
         cells.append(f"{ops / (row[best] * 1e-3) / 1e12:.1f}")
         cells.append('yes' if row['exact'] else '**NO**')
@@ -248,7 +416,7 @@ def markdown(rows, paths):
     return '\n'.join(lines)
 
 
-def append_report(path, table, args, paths):
+def append_report(path, table, args, paths, title=None):
     """Append the table with its context under the benchmark heading.
 
     Args:
@@ -256,23 +424,40 @@ def append_report(path, table, args, paths):
         table: Table text.
         args: Parsed options.
         paths: Binary kernel paths that were timed.
+        title: Subheading of the Hopper microbenchmark (its own notes).
     """
     import cupy
     props = torch.cuda.get_device_properties(0)
     command = 'python tools/benchmark/bgemm.py ' + ' '.join(
         shlex.quote(a) for a in sys.argv[1:])
     now = datetime.datetime.now(datetime.timezone.utc)
+    if title:
+        notes = (f'- kernel time per call: median over {args.repeats} '
+                 'replays of a CUDA graph of 5-20 back-to-back calls (no '
+                 'Python or launch overhead); operands pre-packed; FP16 is '
+                 'cuBLAS (F.linear), mma the mma.sync m16n8k256 b1 kernel, '
+                 'wgmma the sm_90a m64n128k256 b1 kernel; 1-bit TOPS count '
+                 '2*M*N*K; "exact": wgmma equals mma, and mma equals the FP16 '
+                 'product of the +-1 values')
+    else:
+        notes = (f'- median of {args.repeats} CUDA-event measurements of '
+                 f'{args.iters} back-to-back calls after 3 warm-up calls, in '
+                 'ms per call (Python call included); FP32 without TF32; '
+                 '"+pack" adds packing the activations (weights pre-packed); '
+                 '"pack" is the packing alone; "layer" is a whole deployed '
+                 'binary linear layer (RSign shift, pack, GEMM, scale, bias) '
+                 'as separate ops, "layer fused" the same with the fused '
+                 'kernels (pack_shifted_signs + bmm_pm1_scaled), checked '
+                 'equal bit for bit')
     block = [
         f'### {now:%Y-%m-%d %H:%M} UTC, {props.name} '
-        f'(sm_{props.major}{props.minor}, {props.multi_processor_count} SMs)',
+        f'(sm_{props.major}{props.minor}, {props.multi_processor_count} SMs)'
+        + (f' - {title[4:]}' if title else ''),
         '',
         f'- command: `{command.strip()}`',
         f'- torch {torch.__version__}, CUDA {torch.version.cuda}, '
         f'cupy {cupy.__version__}; paths timed: {", ".join(paths)}',
-        f'- median of {args.repeats} CUDA-event measurements of {args.iters} '
-        'back-to-back calls after 3 warm-up calls, in ms per call (Python '
-        'call included); FP32 without TF32; "+pack" adds packing the '
-        'activations (weights pre-packed); "pack" is the packing alone',
+        notes,
         '',
         table,
         '',
@@ -304,16 +489,32 @@ def main(argv=None):
     """
     args = parse_args(argv)
     require_gpu()
-    major, _ = torch.cuda.get_device_capability()
+    major, minor = torch.cuda.get_device_capability()
     paths = ['mma', 'popc'] if major >= 8 else ['popc']
     os.environ.setdefault('MMDIDB_OPS_STRICT', '1')
-    rows = run(args, paths)
-    table = markdown(rows, paths)
-    print()
-    print(table)
-    if not args.no_append:
-        append_report(args.output, table, args, paths)
-    return 0 if all(row['exact'] for row in rows) else 1
+    hopper = args.hopper in ('on', 'only') or (
+        args.hopper == 'auto' and (major, minor) == (9, 0))
+    ok = True
+    if hopper:
+        if major < 8:
+            sys.exit('--hopper needs an sm_80+ GPU (the mma.sync b1 path)')
+        h_rows, probe, reason = hopper_benchmark(args)
+        h_table = hopper_markdown(h_rows, probe, reason)
+        print()
+        print(h_table)
+        ok &= all(row['exact'] for row in h_rows) and all(probe.values())
+        if not args.no_append:
+            append_report(args.output, h_table, args, paths,
+                          title=HOPPER_HEADING)
+    if args.hopper != 'only':
+        rows = run(args, paths)
+        table = markdown(rows, paths)
+        print()
+        print(table)
+        ok &= all(row['exact'] for row in rows)
+        if not args.no_append:
+            append_report(args.output, table, args, paths)
+    return 0 if ok else 1
 
 
 if __name__ == '__main__':

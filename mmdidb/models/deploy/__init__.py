@@ -43,6 +43,15 @@ Numerics
     the precision of a binary network in float arithmetic, not a flaw of
     deploy mode.
 
+CUDA graphs (:mod:`.graph_runtime`)
+    ``switch_to_deploy(model, cuda_graph=True)`` (or
+    :func:`enable_cuda_graph`) captures the backbone's forward into a CUDA
+    graph on the first CUDA call and replays it for that input shape,
+    removing the per-kernel Python, CuPy-launch and allocation overhead;
+    other shapes run eagerly (one warning each). Same results bit for bit.
+    ``tools/test.py --cuda-graph`` and ``tools/benchmark/inference.py``
+    use it.
+
 Deploy checkpoint (:func:`deploy_checkpoint`, ``tools/deploy/convert.py``)
     An ordinary mmengine checkpoint ``{'meta', 'state_dict'}`` whose state
     dict is the deployed model's: packed ``int32`` words for every binary
@@ -62,9 +71,16 @@ Deploy checkpoint (:func:`deploy_checkpoint`, ``tools/deploy/convert.py``)
     sizes"). Use them only after checking the accuracy.
 """
 from .checkpoint import META_KEY, deploy_checkpoint
+from .graph_runtime import (
+    CUDAGraphRunner,
+    disable_cuda_graph,
+    enable_cuda_graph,
+    graph_runner,
+)
 from .switch import PACKED_SUFFIX, has_packed_weights, switch_to_deploy
 
 __all__ = [
-    'META_KEY', 'PACKED_SUFFIX', 'deploy_checkpoint', 'has_packed_weights',
-    'switch_to_deploy'
+    'CUDAGraphRunner', 'META_KEY', 'PACKED_SUFFIX', 'deploy_checkpoint',
+    'disable_cuda_graph', 'enable_cuda_graph', 'graph_runner',
+    'has_packed_weights', 'switch_to_deploy'
 ]

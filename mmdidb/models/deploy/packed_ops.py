@@ -18,7 +18,15 @@ from typing import Optional, Tuple
 
 import torch
 
-from mmdidb.ops import bmm_mask_pm1, bmm_pm1, pack_mask, pack_signs, unpack_signs
+from mmdidb.ops import (
+    bmm_mask_pm1,
+    bmm_pm1,
+    bmm_pm1_scaled,
+    pack_mask,
+    pack_shifted_signs,
+    pack_signs,
+    unpack_signs,
+)
 
 
 def weight_signs_and_scale(
@@ -80,6 +88,37 @@ def binary_linear(x_pm1: torch.Tensor, weight_packed: torch.Tensor,
     out = counts.to(x_pm1.dtype) * weight_scale.to(x_pm1.dtype)
     if bias is not None:
         out = out + bias
+    return out.reshape(*lead, -1)
+
+
+def binary_linear_fused(x: torch.Tensor, shift: torch.Tensor,
+                        weight_packed: torch.Tensor,
+                        weight_scale: torch.Tensor,
+                        bias: Optional[torch.Tensor],
+                        in_features: int) -> torch.Tensor:
+    """RSign + :func:`binary_linear` in two fused kernels.
+
+    ``pack_shifted_signs`` packs ``x + shift >= 0`` in one pass (no ±1
+    tensor) and ``bmm_pm1_scaled`` applies the scale and the bias in the
+    GEMM's epilogue; both equal the unfused path bit for bit, so this
+    returns exactly ``binary_linear(sign(x + shift), ...)``.
+
+    Args:
+        x (Tensor): (..., in) input *before* the binarizer.
+        shift (Tensor): (in,) the binarizer's shift (RSign's ``beta``).
+        weight_packed (Tensor): (out, ceil(in / 32)) packed weight signs.
+        weight_scale (Tensor): (out,) per-row scales.
+        bias (Tensor, optional): (out,) bias.
+        in_features (int): ``in``.
+
+    Returns:
+        Tensor: (..., out) in the dtype of ``x``.
+    """
+    lead = x.shape[:-1]
+    bits = pack_shifted_signs(x.reshape(-1, in_features),
+                              shift.to(x.dtype))
+    out = bmm_pm1_scaled(bits, weight_packed, in_features,
+                         weight_scale.to(x.dtype), bias, dtype=x.dtype)
     return out.reshape(*lead, -1)
 
 

@@ -10,11 +10,14 @@ from typing import List, Mapping
 
 from torch import nn
 
+from .graph_runtime import enable_cuda_graph
+
 #: Suffix of the state-dict entries that hold packed binary weights.
 PACKED_SUFFIX = 'weight_packed'
 
 
-def switch_to_deploy(model: nn.Module) -> List[str]:
+def switch_to_deploy(model: nn.Module, cuda_graph: bool = False,
+                     fused: bool = False, **graph_options) -> List[str]:
     """Call ``switch_to_deploy()`` on every submodule of ``model`` that has it.
 
     Each module converts itself only, and a second call is a no-op, so the
@@ -25,6 +28,17 @@ def switch_to_deploy(model: nn.Module) -> List[str]:
     Args:
         model (nn.Module): Any model, e.g. an ``ImageClassifier`` holding a
             ``DIDBViT``, or the backbone itself.
+        cuda_graph (bool): Also run the backbone (or ``model``) through a
+            CUDA graph, captured on the first CUDA call, replayed for that
+            input shape, eager for others (see
+            :mod:`mmdidb.models.deploy.graph_runtime`). Defaults to False.
+        fused (bool): Run each deployed binary linear layer's RSign,
+            packing, GEMM, scale and bias as two fused kernels
+            (``BinaryLinear.fused_deploy``; the same numbers bit for bit,
+            but the RSign modules are no longer called, so forward hooks on
+            them stay silent). Defaults to False.
+        **graph_options: Options of
+            :class:`~mmdidb.models.deploy.graph_runtime.CUDAGraphRunner`.
 
     Returns:
         list[str]: Names of the modules now in deploy mode that were not
@@ -37,6 +51,16 @@ def switch_to_deploy(model: nn.Module) -> List[str]:
         switch = getattr(module, 'switch_to_deploy', None)
         if callable(switch) and not getattr(module, 'deploy', False):
             switch()
+    if fused:
+        for module in modules.values():
+            if getattr(module, 'deploy', False) and hasattr(
+                    module, 'fused_deploy'):
+                module.fused_deploy = True
+    if cuda_graph:
+        enable_cuda_graph(model, **graph_options)
+    elif graph_options:
+        raise TypeError('graph options need cuda_graph=True, got '
+                        f'{sorted(graph_options)}')
     return [
         name for name, module in modules.items()
         if getattr(module, 'deploy', False) and not before[name]

@@ -3,7 +3,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..deploy.packed_ops import binary_linear, pack_binary_weight
+from ..deploy.packed_ops import binary_linear, binary_linear_fused, pack_binary_weight
 from .binarizers import RSign, binarize_weight
 
 
@@ -27,7 +27,11 @@ class BinaryLinear(nn.Linear):
     ``weight`` is replaced by the buffers ``weight_packed`` (its signs, 1 bit
     per weight in ``int32`` words) and ``weight_scale`` (one per output
     channel), and the product runs as an XNOR-popcount GEMM
-    (:func:`mmdidb.ops.bmm_pm1`).
+    (:func:`mmdidb.ops.bmm_pm1`). With ``fused_deploy`` (set by
+    ``switch_to_deploy(model, fused=True)``) the input binarizer's shift,
+    the packing, the GEMM, the scale and the bias run as two fused kernels
+    (:func:`~mmdidb.models.deploy.packed_ops.binary_linear_fused`), with
+    the same result bit for bit; the RSign module is then not called.
     """
 
     def __init__(self,
@@ -41,6 +45,7 @@ class BinaryLinear(nn.Linear):
         self.binary_acts = binary_acts
         self.input_binarizer = RSign(in_features) if binary_acts else None
         self.deploy = False
+        self.fused_deploy = False
 
     def binary_weight(self) -> torch.Tensor:
         """The weight used in the forward pass (binarized if configured)."""
@@ -49,6 +54,10 @@ class BinaryLinear(nn.Linear):
         return self.weight
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.deploy and self.fused_deploy:
+            return binary_linear_fused(x, self.input_binarizer.beta,
+                                       self.weight_packed, self.weight_scale,
+                                       self.bias, self.in_features)
         if self.input_binarizer is not None:
             x = self.input_binarizer(x)
         if self.deploy:

@@ -27,6 +27,15 @@
 // next stage is loaded into registers while the current one is multiplied.
 // The bits past k are masked off on load and rows / words past the matrix
 // are zero, which adds nothing to popc(a & b).
+//
+// Fused epilogue (mmdidb_bmm_mma_xor_f32 / _f16, the deployed binary linear
+// layer): instead of int32 counts, C[m][n] = float(count) * scale[n] +
+// bias[n] in float32 or float16, rounded step by step as the torch
+// reference rounds ``counts.to(dtype) * scale + bias`` (float32: an IEEE
+// multiply then an IEEE add, never contracted into an FMA; float16: each
+// step computed in float32 and rounded to half, torch's opmath rule), so the
+// result equals the unfused path bit for bit and the int32 tensor, the
+// conversion and the two elementwise kernels disappear.
 // Self-contained on purpose: NVRTC (CuPy RawModule) and nvcc must both
 // compile it without any header.
 
@@ -39,6 +48,46 @@
 #define MB_THREADS 128
 
 namespace {
+
+enum Epilogue { kInt32 = 0, kFloat32 = 1, kFloat16 = 2 };
+
+__device__ __forceinline__ float half_to_float(unsigned short h) {
+  float f;
+  asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h));
+  return f;
+}
+
+__device__ __forceinline__ unsigned short float_to_half(float f) {
+  unsigned short h;
+  asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(f));
+  return h;
+}
+
+// Writes one result: the count itself, or count * scale[n] + bias[n].
+template <int EPI>
+__device__ __forceinline__ void store(void* __restrict__ C, long long idx,
+                                      int count, int n,
+                                      const void* __restrict__ scale,
+                                      const void* __restrict__ bias) {
+  if (EPI == kInt32) {
+    static_cast<int*>(C)[idx] = count;
+  } else if (EPI == kFloat32) {
+    float v = __fmul_rn(static_cast<float>(count),
+                        static_cast<const float*>(scale)[n]);
+    if (bias != nullptr) v = __fadd_rn(v, static_cast<const float*>(bias)[n]);
+    static_cast<float*>(C)[idx] = v;
+  } else {
+    const float c = half_to_float(float_to_half(static_cast<float>(count)));
+    const float s = half_to_float(static_cast<const unsigned short*>(scale)[n]);
+    unsigned short v = float_to_half(__fmul_rn(c, s));
+    if (bias != nullptr) {
+      const float b =
+          half_to_float(static_cast<const unsigned short*>(bias)[n]);
+      v = float_to_half(__fadd_rn(half_to_float(v), b));
+    }
+    static_cast<unsigned short*>(C)[idx] = v;
+  }
+}
 
 __device__ __forceinline__ unsigned int tail_mask(int k) {
   const int r = k & 31;
@@ -79,11 +128,12 @@ __device__ __forceinline__ void load_stage(const unsigned int* row_ptr,
   }
 }
 
-template <bool XOR>
+template <bool XOR, int EPI>
 __device__ __forceinline__ void bmm_mma_tile(
     const unsigned int* __restrict__ A, const unsigned int* __restrict__ B,
-    int* __restrict__ C, int M, int N, int W, int k, long long strideA,
-    long long strideB) {
+    void* __restrict__ C, int M, int N, int W, int k, long long strideA,
+    long long strideB, const void* __restrict__ scale = nullptr,
+    const void* __restrict__ bias = nullptr) {
   __shared__ __align__(16) unsigned int As[MB_BM * MB_LD];
   __shared__ __align__(16) unsigned int Bs[MB_BN * MB_LD];
   __shared__ int popA[MB_BM];
@@ -102,7 +152,7 @@ __device__ __forceinline__ void bmm_mma_tile(
   const long long bz = blockIdx.z;
   A += bz * strideA;
   B += bz * strideB;
-  C += bz * static_cast<long long>(M) * N;
+  const long long c_base = bz * static_cast<long long>(M) * N;
 
   const unsigned int last = tail_mask(k);
   // Loader: 2 threads per row (adjacent lanes), 8 consecutive words each.
@@ -198,7 +248,8 @@ __device__ __forceinline__ void bmm_mma_tile(
             } else {
               out = 2 * both - pa;
             }
-            C[static_cast<long long>(m) * N + n] = out;
+            store<EPI>(C, c_base + static_cast<long long>(m) * N + n, out,
+                       n, scale, bias);
           }
         }
       }
@@ -213,7 +264,7 @@ mmdidb_bmm_mma_xor(const unsigned int* __restrict__ A,
                    const unsigned int* __restrict__ B, int* __restrict__ C,
                    int M, int N, int W, int k, long long strideA,
                    long long strideB) {
-  bmm_mma_tile<true>(A, B, C, M, N, W, k, strideA, strideB);
+  bmm_mma_tile<true, kInt32>(A, B, C, M, N, W, k, strideA, strideB);
 }
 
 extern "C" __global__ void __launch_bounds__(MB_THREADS)
@@ -221,5 +272,28 @@ mmdidb_bmm_mma_and(const unsigned int* __restrict__ A,
                    const unsigned int* __restrict__ B, int* __restrict__ C,
                    int M, int N, int W, int k, long long strideA,
                    long long strideB) {
-  bmm_mma_tile<false>(A, B, C, M, N, W, k, strideA, strideB);
+  bmm_mma_tile<false, kInt32>(A, B, C, M, N, W, k, strideA, strideB);
+}
+
+// The fused epilogues; bias may be null (no bias).
+extern "C" __global__ void __launch_bounds__(MB_THREADS)
+mmdidb_bmm_mma_xor_f32(const unsigned int* __restrict__ A,
+                       const unsigned int* __restrict__ B,
+                       float* __restrict__ C, int M, int N, int W, int k,
+                       long long strideA, long long strideB,
+                       const float* __restrict__ scale,
+                       const float* __restrict__ bias) {
+  bmm_mma_tile<true, kFloat32>(A, B, C, M, N, W, k, strideA, strideB, scale,
+                               bias);
+}
+
+extern "C" __global__ void __launch_bounds__(MB_THREADS)
+mmdidb_bmm_mma_xor_f16(const unsigned int* __restrict__ A,
+                       const unsigned int* __restrict__ B,
+                       unsigned short* __restrict__ C, int M, int N, int W,
+                       int k, long long strideA, long long strideB,
+                       const unsigned short* __restrict__ scale,
+                       const unsigned short* __restrict__ bias) {
+  bmm_mma_tile<true, kFloat16>(A, B, C, M, N, W, k, strideA, strideB, scale,
+                               bias);
 }

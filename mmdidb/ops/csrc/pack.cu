@@ -12,6 +12,13 @@
 // so flush-to-zero or fast-math options can never change a bit:
 //   sign mode: bit = (x >= 0), so +0 and -0 give 1 (sign(0) = +1), NaN gives 0
 //   mask mode: bit = (x != 0), so +0 and -0 give 0, NaN gives 1
+//
+// Fused sign-shift + pack (mmdidb_pack_shift_*): bit = (x + beta[col] >= 0)
+// with the sum rounded exactly as torch rounds ``x + beta`` in the tensor's
+// dtype (float32: one IEEE add; float16: the float32 sum of the two halves
+// rounded to half, torch's "opmath" rule on CPU and CUDA), then the sign
+// test above on the rounded bit pattern. So it packs exactly what RSign
+// followed by pack_signs packs, in one pass and without the +-1 tensor.
 // Self-contained on purpose: NVRTC (CuPy RawModule) and nvcc must both
 // compile it without any header.
 
@@ -59,7 +66,72 @@ __device__ __forceinline__ void pack_rows(const U* __restrict__ x,
   }
 }
 
+// Round-to-nearest conversions through PTX (no cuda_fp16.h under NVRTC).
+__device__ __forceinline__ float half_to_float(unsigned short h) {
+  float f;
+  asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h));
+  return f;
+}
+
+__device__ __forceinline__ unsigned short float_to_half(float f) {
+  unsigned short h;
+  asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(f));
+  return h;
+}
+
+// (x + beta) rounded in the element's type, as its raw bit pattern.
+__device__ __forceinline__ unsigned int shifted(unsigned int x,
+                                                unsigned int b) {
+  // __fadd_rn: never contracted into an FMA, never flushed differently
+  return __float_as_uint(__fadd_rn(__uint_as_float(x), __uint_as_float(b)));
+}
+
+__device__ __forceinline__ unsigned short shifted(unsigned short x,
+                                                  unsigned short b) {
+  return float_to_half(__fadd_rn(half_to_float(x), half_to_float(b)));
+}
+
+template <typename U, unsigned long long SIGN, unsigned long long INF>
+__device__ __forceinline__ void pack_shift_rows(const U* __restrict__ x,
+                                                const U* __restrict__ beta,
+                                                unsigned int* __restrict__ out,
+                                                long long rows, int K, int W) {
+  const int lane = threadIdx.x & 31;
+  const long long warps_per_block = blockDim.x >> 5;
+  const long long first = blockIdx.x * warps_per_block + (threadIdx.x >> 5);
+  const long long stride = gridDim.x * warps_per_block;
+  const long long total = rows * W;
+  for (long long word = first; word < total; word += stride) {
+    const long long row = word / W;
+    const int col = static_cast<int>(word - row * W) * 32 + lane;
+    bool bit = false;
+    if (col < K) {
+      bit = element_bit<U, SIGN, INF, kSign>(shifted(x[row * K + col],
+                                                     beta[col]));
+    }
+    const unsigned int packed = __ballot_sync(0xffffffffu, bit);
+    if (lane == 0) {
+      out[word] = packed;
+    }
+  }
+}
+
 }  // namespace
+
+extern "C" __global__ void mmdidb_pack_shift_f32(
+    const unsigned int* __restrict__ x, const unsigned int* __restrict__ beta,
+    unsigned int* __restrict__ out, long long rows, int K, int W) {
+  pack_shift_rows<unsigned int, 0x80000000ull, 0x7f800000ull>(x, beta, out,
+                                                              rows, K, W);
+}
+
+extern "C" __global__ void mmdidb_pack_shift_f16(
+    const unsigned short* __restrict__ x,
+    const unsigned short* __restrict__ beta, unsigned int* __restrict__ out,
+    long long rows, int K, int W) {
+  pack_shift_rows<unsigned short, 0x8000ull, 0x7c00ull>(x, beta, out, rows,
+                                                        K, W);
+}
 
 #define MMDIDB_PACK_KERNEL(NAME, U, SIGN, INF, MODE)                        \
   extern "C" __global__ void NAME(const U* __restrict__ x,                 \

@@ -1,0 +1,122 @@
+"""Fused kernels of the deployed binary linear layer.
+
+Two fusions, each equal bit for bit to the unfused torch formula it
+replaces (its reference, used for CPU tensors and whenever the fused kernel
+does not apply):
+
+- :func:`pack_shifted_signs`: RSign's shift and the packing in one pass,
+  ``pack_signs(x + shift)`` without the ``x + shift`` and ``±1`` tensors (the
+  sum is rounded in ``x``'s dtype before its sign is taken, as torch rounds
+  it);
+- :func:`bmm_pm1_scaled`: the XNOR-popcount GEMM with the per-channel weight
+  scale and the bias in its epilogue, ``bmm_pm1(a, b, k).to(dtype) * scale
+  + bias`` written directly as float32 / float16, without the ``int32``
+  counts and the two elementwise kernels.
+
+The CUDA kernels take float32 and float16 (the product's fused epilogue
+needs the tensor-core ``mma`` path, sm_80+); other dtypes, devices or
+backends run the reference formula. The wrapped linear layer's shortcut is
+not folded in: its LayerNorm sits between the product and the shortcut, so
+the maths does not allow it.
+"""
+from typing import Optional
+
+import torch
+
+from . import cuda_backend
+from .backend import resolve_pack_backend, resolve_product_backend
+from .packing import pack_signs
+from .products import bmm_pm1
+from .validation import check_pair, check_tensor
+
+
+def _check_vector(v, name: str, length: int, like: torch.Tensor) -> None:
+    check_tensor(v, name)
+    if v.shape != (length, ):
+        raise ValueError(f'{name} must have shape ({length},), got '
+                         f'{tuple(v.shape)}')
+    if v.device != like.device:
+        raise ValueError(f'{name} is on {v.device} but the operands are on '
+                         f'{like.device}; move both to the same device')
+
+
+def pack_shifted_signs(x: torch.Tensor, shift: torch.Tensor,
+                       backend: Optional[str] = None) -> torch.Tensor:
+    """Pack the signs of ``x + shift`` along the last axis (RSign + pack).
+
+    Args:
+        x: Real float tensor ``(..., K)``.
+        shift: ``(K,)`` per-channel shift (RSign's ``beta``), same device.
+        backend: As for :func:`~mmdidb.ops.pack_signs`; the fused kernel runs
+            for CUDA float32 / float16 tensors with ``shift`` of the same
+            dtype.
+
+    Returns:
+        ``int32`` ``(..., ceil(K / 32))``, equal to ``pack_signs(x + shift)``.
+
+    Raises:
+        TypeError: ``x`` or ``shift`` is not a float tensor.
+        ValueError: ``x`` is 0-d, or ``shift`` has the wrong shape or
+            device.
+    """
+    check_tensor(x, 'x')
+    if not x.is_floating_point():
+        raise TypeError(f'x must be a float tensor, got {x.dtype}')
+    if x.dim() == 0:
+        raise ValueError('cannot pack a 0-d tensor')
+    _check_vector(shift, 'shift', x.shape[-1], x)
+    if not shift.is_floating_point():
+        raise TypeError(f'shift must be a float tensor, got {shift.dtype}')
+    if (resolve_pack_backend(backend, x.device) == 'cuda'
+            and x.dtype in cuda_backend.FUSED_DTYPES
+            and shift.dtype == x.dtype):
+        return cuda_backend.pack_shift_rows(x.detach().contiguous(),
+                                            shift.detach().contiguous())
+    return pack_signs(x.detach() + shift.detach(), backend=backend)
+
+
+def bmm_pm1_scaled(a_packed: torch.Tensor, b_packed: torch.Tensor, k: int,
+                   scale: torch.Tensor, bias: Optional[torch.Tensor] = None,
+                   dtype: Optional[torch.dtype] = None,
+                   backend: Optional[str] = None) -> torch.Tensor:
+    """``bmm_pm1(a, b, k).to(dtype) * scale + bias`` with a fused epilogue.
+
+    Args:
+        a_packed: ``int32`` ``(M, W)`` packed signs (the activations).
+        b_packed: ``int32`` ``(N, W)`` packed signs (the weight rows).
+        k: Reduction length in bits.
+        scale: ``(N,)`` per-output-channel scales.
+        bias: ``(N,)`` bias, or None.
+        dtype: Result dtype (default: ``scale``'s).
+        backend: As for :func:`~mmdidb.ops.bmm_pm1`; the fused kernel runs
+            on the ``mma`` path for float32 / float16 when ``scale`` (and
+            ``bias``) have that dtype.
+
+    Returns:
+        ``(M, N)`` tensor equal to the unfused formula bit for bit.
+
+    Raises:
+        TypeError: Bad operand dtypes (see :func:`~mmdidb.ops.bmm_pm1`).
+        ValueError: Operands not 2-D, or ``scale`` / ``bias`` of the wrong
+            shape or device.
+    """
+    k, _ = check_pair(a_packed, b_packed, k, 'a_packed', 'b_packed')
+    if a_packed.dim() != 2 or b_packed.dim() != 2:
+        raise ValueError('bmm_pm1_scaled takes 2-D operands (M, W) and '
+                         f'(N, W), got {tuple(a_packed.shape)} and '
+                         f'{tuple(b_packed.shape)}')
+    n = b_packed.shape[0]
+    _check_vector(scale, 'scale', n, a_packed)
+    if bias is not None:
+        _check_vector(bias, 'bias', n, a_packed)
+    dtype = scale.dtype if dtype is None else dtype
+    path = resolve_product_backend(backend, a_packed.device)
+    if (path == 'mma' and dtype in cuda_backend.FUSED_DTYPES
+            and scale.dtype == dtype
+            and (bias is None or bias.dtype == dtype)):
+        return cuda_backend.bmm_scaled(
+            a_packed, b_packed, k, scale.detach().contiguous(),
+            None if bias is None else bias.detach().contiguous(), dtype)
+    counts = bmm_pm1(a_packed, b_packed, k, backend=backend)
+    out = counts.to(dtype) * scale.to(dtype)
+    return out + bias if bias is not None else out

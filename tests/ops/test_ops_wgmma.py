@@ -1,0 +1,122 @@
+"""The Hopper wgmma b1 kernels (bmm_wgmma.cu, sm_90a cubin).
+
+Without a GPU: the sm_90a cubin builds with nvcc, the instruction is really
+in it (ptxas refuses the unguarded source for plain sm_90), and the
+portable fallback warns once and returns the portable result. On an sm_90
+GPU (H100/H200; skipped elsewhere): the products are exact, one tile and
+many shapes.
+"""
+import importlib.util
+import random
+import warnings
+
+import pytest
+import torch
+
+from mmdidb.ops import (
+    bmm_mask_pm1,
+    bmm_pm1,
+    compile_check,
+    pack_mask,
+    pack_signs,
+    wgmma,
+)
+
+from ops_helpers import exact_pm1_product, pm1, random_mask, random_values
+
+NVCC = compile_check.find_nvcc()
+needs_nvcc = pytest.mark.skipif(NVCC is None, reason='nvcc not found: '
+                                'cannot build the sm_90a cubin')
+HAS_SM90 = (torch.cuda.is_available()
+            and importlib.util.find_spec('cupy') is not None
+            and torch.cuda.get_device_capability() == (9, 0))
+needs_sm90 = pytest.mark.skipif(not HAS_SM90, reason='wgmma b1 needs an '
+                                'sm_90 GPU (H100/H200) and cupy')
+
+
+@needs_nvcc
+def test_sm90a_cubin_builds(tmp_path, monkeypatch):
+    monkeypatch.setenv('MMDIDB_CUBIN_DIR', str(tmp_path))
+    monkeypatch.delenv('MMDIDB_WGMMA_CUBIN', raising=False)
+    path = wgmma.build_cubin()
+    assert path.parent == tmp_path and path.stat().st_size > 1000
+    assert wgmma.build_cubin() == path  # cached
+
+
+@needs_nvcc
+def test_wgmma_is_compiled_only_for_sm90a():
+    # Unguarded, plain sm_90 must reject the instruction: so the sm_90a
+    # build really contains it and the guard is what keeps sm_80/sm_90 safe.
+    text = wgmma.SOURCE.read_text().replace(
+        '#if defined(__CUDA_ARCH_FEAT_SM90_ALL)', '#if 1')
+    with pytest.raises(compile_check.CudaCompileError, match='wgmma'):
+        compile_check.compile_with_nvcc(text, 'sm_90')
+    compile_check.compile_with_nvcc(text, 'sm_90a')
+
+
+def test_fallback_on_cpu_warns_once_and_is_exact(monkeypatch):
+    monkeypatch.setattr(wgmma, '_warned', set())
+    a, b = pack_signs(torch.randn(5, 70)), pack_signs(torch.randn(6, 70))
+    with pytest.warns(RuntimeWarning, match='using the portable kernels'):
+        out = wgmma.bmm_pm1_hopper(a, b, 70)
+    assert torch.equal(out, bmm_pm1(a, b, 70))
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        out = wgmma.bmm_pm1_hopper(a, b, 70, op='and')
+    assert torch.equal(out, bmm_mask_pm1(a, b, 70))
+    with pytest.raises(ValueError, match='need CUDA tensors'):
+        wgmma.bmm_pm1_wgmma(a, b, 70)
+
+
+@needs_sm90
+def test_single_tile_is_exact():
+    torch.manual_seed(0)
+    x = torch.randn(64, 256, device='cuda')
+    w = torch.randn(128, 256, device='cuda')
+    a, b = pack_signs(x), pack_signs(w)
+    expected = exact_pm1_product(x.cpu(), w.cpu())
+    got = wgmma.bmm_pm1_wgmma(a, b, 256)
+    assert torch.equal(got.cpu(), expected)
+
+
+@needs_sm90
+@pytest.mark.parametrize('op', ['xor', 'and'])
+def test_products_are_exact(op):
+    rng = random.Random(1)
+    for index in range(20):
+        batch = (rng.randint(1, 3), ) if index % 3 == 0 else ()
+        m, n = rng.randint(1, 300), rng.randint(1, 300)
+        k = [1, 31, 32, 255, 256, 257, 1023, 1024, 1025, 1536][index % 10] \
+            if index < 10 else rng.randint(1, 3000)
+        x = random_values(batch + (m, k), index)
+        v = random_values(batch + (n, k), 100 + index)
+        if op == 'xor':
+            a, expected = pack_signs(x), exact_pm1_product(x, v)
+        else:
+            mask = random_mask(batch + (m, k), 200 + index)
+            expected = ((mask != 0).double()
+                        @ pm1(v).transpose(-1, -2)).to(torch.int32)
+            a = pack_mask(mask)
+        got = wgmma.bmm_pm1_wgmma(a.cuda(), pack_signs(v).cuda(), k, op=op)
+        assert torch.equal(got.cpu(), expected), (op, batch, m, n, k)
+
+
+@needs_sm90
+def test_named_backend_runs_the_wgmma_kernels(monkeypatch):
+    monkeypatch.setenv('MMDIDB_OPS_STRICT', '1')
+    calls = []
+    real = wgmma.launch_bmm
+    monkeypatch.setattr(wgmma, 'launch_bmm',
+                        lambda *a, **k: calls.append(a[3]) or real(*a, **k))
+    x = random_values((2, 3, 77, 300), 7)
+    v = random_values((2, 3, 50, 300), 8)
+    mask = random_mask((2, 3, 77, 300), 9)
+    got = bmm_pm1(pack_signs(x).cuda(), pack_signs(v).cuda(), 300,
+                  backend='wgmma')
+    assert torch.equal(got.cpu(), exact_pm1_product(x, v))
+    got = bmm_mask_pm1(pack_mask(mask).cuda(), pack_signs(v).cuda(), 300,
+                       backend='wgmma')
+    expected = ((mask != 0).double() @ pm1(v).transpose(-1, -2)).to(
+        torch.int32)
+    assert torch.equal(got.cpu(), expected)
+    assert calls == ['xor', 'and']
