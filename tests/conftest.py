@@ -2,6 +2,7 @@ import os
 
 import pytest
 import torch
+from hypothesis import settings
 from mmengine.registry import DefaultScope
 
 import mmdidb  # noqa: F401  (applies mmdidb.compat before anything else)
@@ -21,6 +22,13 @@ def _share_cores_between_workers():
 
 
 _share_cores_between_workers()
+
+# Property tests draw the same examples on every run and machine (a failure
+# they find is reproducible, never a one-off), with no time limit per
+# example (a loaded machine must not fail them).
+settings.register_profile('mmdidb', derandomize=True, deadline=None,
+                          database=None)
+settings.load_profile('mmdidb')
 
 
 @pytest.fixture(autouse=True)
