@@ -8,6 +8,10 @@ NODE_RANK=${NODE_RANK:-0}
 PORT=${PORT:-29500}
 MASTER_ADDR=${MASTER_ADDR:-"127.0.0.1"}
 
+# once, before the workers start: a missing checkpoint or an unreachable
+# checkpoint URL fails here, naming the config key to override
+python "$(dirname "$0")/misc/check_checkpoints.py" "$CONFIG" "${@:3}" || exit 1
+
 PYTHONPATH="$(dirname "$0")/..":$PYTHONPATH \
 python -m torch.distributed.run \
     --nnodes="$NNODES" \

@@ -11,6 +11,7 @@ from mmengine.runner import Runner
 
 import mmdidb  # noqa: F401  (applies mmdidb.compat before mmpretrain loads)
 from mmdidb.apis import add_common_args, format_metrics, load_config_with_args
+from mmdidb.apis.checkpoint_sources import check_config_checkpoints
 from mmdidb.engine import MetricsRecorderHook
 
 
@@ -55,6 +56,9 @@ def merge_args(cfg, args):
 def main():
     args = parse_args()
     cfg = merge_args(load_config_with_args(args), args)
+    # before anything is built or any process group joined: a missing
+    # checkpoint or an unreachable URL names the config key to override
+    check_config_checkpoints(cfg)
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg \
         else RUNNERS.build(cfg)
     recorder = MetricsRecorderHook()

@@ -12,6 +12,7 @@ so the launch scripts can run it before starting the workers
 """
 import os
 import os.path as osp
+import sys
 import urllib.error
 import urllib.request
 from typing import Iterator, List, Optional, Tuple
@@ -27,13 +28,12 @@ class CheckpointUnavailableError(FileNotFoundError):
 
 def _hub_cache(url: str) -> str:
     """Where mmengine's http loader (torch.hub) caches ``url``."""
-    hub_dir = os.environ.get('TORCH_HOME')
-    try:
-        import torch.hub
-        hub_dir = torch.hub.get_dir()
-    except ImportError:  # only in the launch-script check
-        hub_dir = osp.join(hub_dir or osp.expanduser('~/.cache/torch'),
-                           'hub')
+    if 'torch' in sys.modules:
+        hub_dir = sys.modules['torch'].hub.get_dir()
+    else:  # the launch-script check: torch.hub's rule, without torch
+        torch_home = os.environ.get('TORCH_HOME') or osp.join(
+            os.environ.get('XDG_CACHE_HOME', '~/.cache'), 'torch')
+        hub_dir = osp.join(osp.expanduser(torch_home), 'hub')
     return osp.join(hub_dir, 'checkpoints',
                     osp.basename(urlparse(url).path))
 
@@ -70,9 +70,11 @@ def checkpoint_problem(path) -> Optional[str]:
 def unavailable_message(field: str, path, problem: str) -> str:
     """The error for a checkpoint that cannot be read, naming the key."""
     name = osp.basename(urlparse(str(path)).path) or 'checkpoint.pth'
+    off = field[:-len('.checkpoint')] if field.endswith('.checkpoint') \
+        else field
     return (f'{field}={str(path)!r} {problem}. Download it to a local path '
             f'and override the key, e.g. --cfg-options {field}=/path/{name} '
-            f'(or {field}=None to start from random weights).')
+            f'(or {off}=None to start from random weights).')
 
 
 def check_checkpoint(path, field: str) -> None:
@@ -120,7 +122,7 @@ def config_checkpoints(cfg) -> List[Tuple[str, str]]:
         return []
     found = list(_walk(cfg.get('model') or {}, 'model'))
     load_from = cfg.get('load_from')
-    if load_from and '://' in str(load_from):
+    if load_from and '://' in str(load_from) and not cfg.get('resume'):
         found.append(('load_from', load_from))
     return found
 

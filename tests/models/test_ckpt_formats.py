@@ -12,7 +12,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from mmengine.logging import MMLogger
-from mmpretrain.models import SwinTransformer, VisionTransformer
+from mmpretrain.models import SwinTransformer
 from mmpretrain.models.utils import PatchMerging
 from mmseg.models.backbones import VisionTransformer as SegViT
 
@@ -23,38 +23,19 @@ from mmdidb.models.backbones.ckpt_convert import (
     _unfold_reduction_order,
 )
 
+from tiny.checkpoints import (
+    mmpretrain_vit_state_dict,
+    randomised,
+    timm_from_mmpretrain,
+)
+
 VIT_ARCH = dict(embed_dims=32, num_layers=2, num_heads=2,
                 feedforward_channels=64)
 SWIN_ARCH = dict(embed_dims=16, depths=[2, 2], num_heads=[1, 2])
 
 
-def randomised(state_dict):
-    """Distinct random values everywhere (norms are 1/0 when built)."""
-    gen = torch.Generator().manual_seed(1)
-    return {k: torch.randn(v.shape, generator=gen) if v.is_floating_point()
-            else v for k, v in state_dict.items()}
-
-
 def mmpretrain_vit():
-    return randomised(VisionTransformer(
-        arch=VIT_ARCH, img_size=32, patch_size=8,
-        final_norm=True).state_dict())
-
-
-def timm_from_mmpretrain(sd):
-    """The official DeiT / timm names of a ViT (timm's own layout)."""
-    out = {}
-    for key, value in sd.items():
-        new = key.replace('patch_embed.projection.', 'patch_embed.proj.')
-        new = re.sub(r'^layers\.(\d+)\.ln([12])\.', r'blocks.\1.norm\2.', new)
-        new = re.sub(r'^layers\.', 'blocks.', new)
-        new = new.replace('.ffn.layers.0.0.', '.mlp.fc1.')
-        new = new.replace('.ffn.layers.1.', '.mlp.fc2.')
-        new = re.sub(r'^ln1\.', 'norm.', new)
-        out[new] = value
-    out['head.weight'] = torch.randn(10, 32)
-    out['head.bias'] = torch.randn(10)
-    return out
+    return mmpretrain_vit_state_dict(VIT_ARCH, img_size=32, patch_size=8)
 
 
 def expected_vit(sd):

@@ -81,13 +81,15 @@ def _select(state_dict: dict, prefix: Optional[str], name: str,
     checkpoint (a DeiT, timm or Swin release under a config written for
     mmpretrain's classifier checkpoints).
     """
+    explicit = prefix is not None
     prefix = (prefix or 'backbone').rstrip('.') + '.'
     selected = {k[len(prefix):]: v for k, v in state_dict.items()
                 if k.startswith(prefix)}
     if selected:
         return selected
-    print_log(f'{name}: {path} has no {prefix!r} keys, reading it as a bare '
-              'backbone checkpoint', logger='current')
+    if explicit:
+        print_log(f'{name}: {path} has no {prefix!r} keys, reading it as a '
+                  'bare backbone checkpoint', logger='current')
     return state_dict
 
 
