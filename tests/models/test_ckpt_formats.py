@@ -285,3 +285,20 @@ def test_mmengine_checkpoint_with_an_empty_history_buffer_loads(tmp_path):
     scalars = loaded['message_hub']['log_scalars']
     assert scalars['time'].data[0].size == 0
     assert scalars['loss'].current() == 0.5
+
+
+class _Allocates:
+    """Pickles as ``bytes(4096)``: not something a checkpoint holds."""
+
+    def __reduce__(self):
+        return bytes, (4096, )
+
+
+def test_bytes_with_arguments_are_still_refused(tmp_path):
+    from mmengine.runner.checkpoint import CheckpointLoader
+
+    from mmdidb.compat import UnsafeCheckpointError
+    path = str(tmp_path / 'odd.pth')
+    torch.save({'state_dict': {}, 'x': _Allocates()}, path)
+    with pytest.raises(UnsafeCheckpointError, match='Refused to load'):
+        CheckpointLoader.load_checkpoint(path)
