@@ -13,7 +13,6 @@ from torch import nn
 
 from ..layers import BinaryPatchMerging, DIDBPyramidBlock
 from .deployable import DeployableMixin
-from .didb_vit import patch_embed_args
 from .pretrained import PretrainedMixin, pretrained_init_cfg
 from .stage_arch import parse_stage_arch, parse_stage_indices
 from .switches import build_switches
@@ -164,11 +163,12 @@ class DIDBBinaryViT(PretrainedMixin, DeployableMixin, BaseBackbone):
 
         self.patch_size = patch_size
         self.pad_to_patch = pad_to_patch
-        self.patch_embed = PatchEmbed(**patch_embed_args(
-            {}, pad_to_patch, in_channels=in_channels, input_size=img_size,
+        # padding='corner' (mmcv's default) pads to whole patches
+        self.patch_embed = PatchEmbed(
+            in_channels=in_channels, input_size=img_size,
             embed_dims=self.embed_dims[0], conv_type='Conv2d',
             kernel_size=patch_size, stride=patch_size,
-            norm_cfg=dict(type='LN')))
+            norm_cfg=dict(type='LN'))
         grid = tuple(self.patch_embed.init_out_size)
         self.stage_grids = []
         self.pos_embed = nn.ParameterList()

@@ -14,7 +14,6 @@ from torch import nn
 from ..layers import BinaryPatchMerging, DIDBSwinBlock, IRPReLU
 from ..layers.window_diba import check_window_fit
 from .deployable import DeployableMixin
-from .didb_vit import patch_embed_args
 from .pretrained import PretrainedMixin, pretrained_init_cfg
 from .stage_arch import parse_stage_arch, parse_stage_indices
 from .switches import build_switches
@@ -171,11 +170,12 @@ class DIDBSwin(PretrainedMixin, DeployableMixin, BaseBackbone):
 
         self.patch_size = patch_size
         self.pad_to_patch = pad_to_patch
-        self.patch_embed = PatchEmbed(**patch_embed_args(
-            patch_cfg, pad_to_patch, in_channels=in_channels,
-            input_size=img_size, embed_dims=self.embed_dims,
-            conv_type='Conv2d', kernel_size=patch_size, stride=patch_size,
-            norm_cfg=dict(type='LN')))
+        # padding='corner' (mmcv's default) pads to whole patches
+        self.patch_embed = PatchEmbed(**dict(
+            in_channels=in_channels, input_size=img_size,
+            embed_dims=self.embed_dims, conv_type='Conv2d',
+            kernel_size=patch_size, stride=patch_size,
+            norm_cfg=dict(type='LN'), **patch_cfg))
         self.patch_resolution = self.patch_embed.init_out_size
         self._check_maps(self.patch_resolution, 'img_size')
         self.drop_after_pos = nn.Identity()

@@ -158,11 +158,13 @@ class DIDBViT(PretrainedMixin, DeployableMixin, BaseBackbone):
                              'out_type="cls_token"')
         self.switches = cfgs['switches']
         self.patch_size = patch_size
-        self.patch_embed = PatchEmbed(**patch_embed_args(
-            patch_cfg, pad_to_patch, in_channels=in_channels,
-            input_size=img_size, embed_dims=self.embed_dims,
-            conv_type='Conv2d', kernel_size=patch_size, stride=patch_size,
-            bias=True))
+        # mmcv's PatchEmbed pads the bottom/right corner to whole patches
+        # (padding='corner', its default, as in mmseg's ViT)
+        self.patch_embed = PatchEmbed(
+            **dict(in_channels=in_channels, input_size=img_size,
+                   embed_dims=self.embed_dims, conv_type='Conv2d',
+                   kernel_size=patch_size, stride=patch_size, bias=True,
+                   **patch_cfg))
         self.patch_resolution = self.patch_embed.init_out_size
         num_patches = self.patch_resolution[0] * self.patch_resolution[1]
 
@@ -284,15 +286,3 @@ def _check_img_size(img_size, patch_size, pad_to_patch=False):
             'patch 4) when pad_to_patch=False')
     return size
 
-
-def patch_embed_args(patch_cfg: dict, pad_to_patch: bool, **kwargs) -> dict:
-    """Arguments of mmcv's ``PatchEmbed``; corner padding if ``pad_to_patch``.
-
-    ``padding='corner'`` pads the bottom and right of inputs that are not a
-    multiple of the patch (mmseg's ViT and Swin do the same); ``patch_cfg``
-    overrides anything.
-    """
-    if pad_to_patch:
-        kwargs['padding'] = 'corner'
-    kwargs.update(patch_cfg)
-    return kwargs
