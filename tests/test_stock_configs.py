@@ -44,6 +44,8 @@ def run_tool(tool, args, cwd, monkeypatch, capfd):
     """Run a stock tool as ``python TOOL ARGS`` would, from ``cwd``."""
     monkeypatch.chdir(cwd)
     monkeypatch.setattr(sys, 'argv', [tool] + [str(a) for a in args])
+    # the tools set it when it is missing; keep it out of later tests
+    monkeypatch.setenv('LOCAL_RANK', '0')
     runpy.run_path(tool, run_name='__main__')
     captured = capfd.readouterr()
     return captured.out + captured.err
