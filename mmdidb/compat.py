@@ -207,6 +207,21 @@ def _history_buffer_getattr(obj, name):
     return getattr(obj, name)
 
 
+def _empty_bytes(*args):
+    """``bytes`` limited to ``bytes()``, as an empty numpy array pickles.
+
+    A never-updated ``HistoryBuffer`` holds empty arrays, whose pickled data
+    is ``builtins.bytes()`` (non-empty arrays use ``_codecs.encode``, which
+    torch allows). Any argument is refused: ``bytes(n)`` would let a pickle
+    allocate ``n`` bytes.
+    """
+    if args:
+        raise pickle.UnpicklingError(
+            f'checkpoint asks for bytes{args!r:.60}, which an mmengine '
+            'checkpoint never does')
+    return b''
+
+
 def checkpoint_safe_globals() -> list:
     """The non-tensor globals an mmengine checkpoint holds, and only those."""
     import numpy as np
@@ -216,7 +231,7 @@ def checkpoint_safe_globals() -> list:
         from numpy._core.multiarray import _reconstruct, scalar
     except ImportError:  # numpy < 2
         from numpy.core.multiarray import _reconstruct, scalar
-    globals_ += [_reconstruct, scalar]
+    globals_ += [_reconstruct, scalar, (_empty_bytes, 'builtins.bytes')]
     for name in ('float16', 'float32', 'float64', 'int8', 'int16', 'int32',
                  'int64', 'uint8', 'bool'):
         globals_.append(type(np.dtype(name)))

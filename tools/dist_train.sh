@@ -9,6 +9,10 @@ MASTER_ADDR=${MASTER_ADDR:-"127.0.0.1"}
 # PORT: the master port. Unset on one node, torchrun binds a free one itself,
 # so concurrent jobs never race for a port.
 
+# once, before the workers start: a missing checkpoint or an unreachable
+# checkpoint URL fails here, naming the config key to override
+python "$(dirname "$0")/misc/check_checkpoints.py" "$CONFIG" "${@:3}" || exit 1
+
 PYTHONPATH="$(dirname "$0")/..":$PYTHONPATH \
 python "$(dirname "$0")/dist_launch.py" \
     --nnodes="$NNODES" \

@@ -16,6 +16,7 @@ from mmdidb.apis import (
     format_metrics,
     load_config_with_args,
 )
+from mmdidb.apis.checkpoint_sources import check_config_checkpoints
 from mmdidb.engine import MetricsRecorderHook
 
 
@@ -60,6 +61,9 @@ def merge_args(cfg, args):
 def main():
     args = parse_args()
     cfg = merge_args(load_config_with_args(args), args)
+    # before anything is built or any process group joined: a missing
+    # checkpoint or an unreachable URL names the config key to override
+    check_config_checkpoints(cfg)
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg \
         else RUNNERS.build(cfg)
     recorder = MetricsRecorderHook()

@@ -134,7 +134,7 @@ def test_binary_weights_flag_alone_gives_w1a32():
 @pytest.mark.parametrize('kwargs, field', [
     (dict(arch='deit-huge'), 'arch'),
     (dict(arch=dict(embed_dims=8)), 'arch'),
-    (dict(img_size=30, patch_size=8), 'img_size'),
+    (dict(img_size=30, patch_size=8, pad_to_patch=False), 'img_size'),
     (dict(theta=2), 'theta'),
     (dict(theta=0), 'theta'),
     (dict(hfsc_alpha=1.2), 'hfsc_alpha'),
@@ -153,6 +153,6 @@ def test_unknown_arch_lists_accepted_values():
         DIDBViT(arch='vit-giant')
 
 
-def test_input_not_divisible_by_patch_size_is_refused():
-    with pytest.raises(ValueError, match='patch_size=8'):
-        DIDBViT(**SMALL)(torch.randn(1, 3, 30, 32))
+def test_input_not_divisible_by_patch_size_is_refused_when_strict():
+    with pytest.raises(ValueError, match='patch_size=8.*pad_to_patch=True'):
+        DIDBViT(**SMALL, pad_to_patch=False)(torch.randn(1, 3, 30, 32))

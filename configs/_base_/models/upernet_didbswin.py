@@ -28,6 +28,11 @@ model = dict(
         irprelu=True,
         binary_weights=True,
         binary_acts=True,
+        # the data preprocessor pads to whole patches (size_divisor), so
+        # the strict mode lets SegInputSizeCheckHook refuse, before the
+        # first iteration, a crop or size the patch does not divide (stock
+        # mmseg configs rely on the default, pad_to_patch=True)
+        pad_to_patch=False,
         init_cfg=dict(
             type='Pretrained', checkpoint=swin_checkpoint,
             prefix='backbone.')),

@@ -33,7 +33,12 @@ model = dict(
         hfsc_alpha=0.9,
         irprelu=True,
         binary_weights=True,
-        binary_acts=True),
+        binary_acts=True,
+        # the data preprocessor pads to whole patches (size_divisor), so
+        # the strict mode lets SegInputSizeCheckHook refuse, before the
+        # first iteration, a crop or size the patch does not divide (stock
+        # mmseg configs rely on the default, pad_to_patch=True)
+        pad_to_patch=False),
     neck=dict(
         type='MultiLevelNeck',
         in_channels=[embed_dims] * 4,

@@ -83,11 +83,12 @@ def size_problems(cfg, patch_size: int) -> Tuple[List[str], List[str]]:
 class SegInputSizeCheckHook(Hook):
     """Refuse sizes the backbone's patch size does not divide, up front.
 
-    DIDB-ViT works on whole patches (it has no adaptive padding: a padded
-    patch would carry binarized padding into every token it attends to).
-    Training crops, the padding of the data preprocessor and sliding-window
-    crops must therefore be multiples of the patch size. This hook checks
-    them in ``before_run``, before the first iteration, and names each
+    With ``pad_to_patch=False`` the DIDB backbones work on whole patches
+    only (by default they pad the bottom/right corner, as mmseg's ViT and
+    Swin do, and this hook has nothing to check). Training crops, the
+    padding of the data preprocessor and sliding-window crops must
+    therefore be multiples of the patch size. This hook checks them in
+    ``before_run``, before the first iteration, and names each
     offending config field; otherwise the error would come at the first
     iteration or, for test sizes, at the first validation, possibly hours
     into a run. Backbones without a ``patch_size`` attribute are not checked.
@@ -100,7 +101,8 @@ class SegInputSizeCheckHook(Hook):
             else runner.model
         patch_size = getattr(getattr(model, 'backbone', None), 'patch_size',
                              None)
-        if not isinstance(patch_size, int):
+        if not isinstance(patch_size, int) or \
+                getattr(model.backbone, 'pad_to_patch', False):
             return
         errors, warnings = size_problems(runner.cfg, patch_size)
         for warning in warnings:

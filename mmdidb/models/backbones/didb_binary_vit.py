@@ -13,6 +13,7 @@ from torch import nn
 
 from ..layers import BinaryPatchMerging, DIDBPyramidBlock
 from .deployable import DeployableMixin
+from .pretrained import PretrainedMixin, pretrained_init_cfg
 from .stage_arch import parse_stage_arch, parse_stage_indices
 from .switches import build_switches
 
@@ -30,7 +31,7 @@ class DIDBPyramidStage(nn.Module):
 
 
 @MODELS.register_module()
-class DIDBBinaryViT(DeployableMixin, BaseBackbone):
+class DIDBBinaryViT(PretrainedMixin, DeployableMixin, BaseBackbone):
     """BinaryViT's pyramid (Le & Li, CVPRW 2023) made DIDB.
 
     Follows BinaryViT's pyramid variant ("binaryvit-small-patch4"):
@@ -84,6 +85,11 @@ class DIDBBinaryViT(DeployableMixin, BaseBackbone):
         norm_cfg (dict): Norms. Defaults to LN with eps 1e-6.
         diba, theta, hfsc, hfsc_alpha, irprelu, binary_weights, binary_acts,
         act_cfg, qkv_bias: The DIDB switches, as in :class:`DIDBViT`.
+        pad_to_patch (bool): Pad inputs that are not a multiple of
+            ``patch_size`` at the bottom/right (as mmseg's ViT and Swin
+            do); False makes such sizes an error. Defaults to True.
+        pretrained (str, optional): A checkpoint, as mmseg's backbones take
+            it. Defaults to None.
         deploy (bool): Build in deploy mode. Defaults to False.
         init_cfg (dict, optional): Initialisation config.
     """
@@ -118,9 +124,13 @@ class DIDBBinaryViT(DeployableMixin, BaseBackbone):
                  binary_acts: bool = True,
                  act_cfg: Optional[dict] = None,
                  qkv_bias: bool = True,
+                 pad_to_patch: bool = True,
+                 pretrained: Optional[str] = None,
                  deploy: bool = False,
                  init_cfg: Optional[dict] = None):
-        super().__init__(init_cfg)
+        super().__init__(
+            pretrained_init_cfg('DIDBBinaryViT', pretrained, init_cfg))
+        self.from_pretrained_arg = pretrained is not None
         arch = parse_stage_arch('DIDBBinaryViT', arch, self.arch_zoo,
                                 _ARCH_KEYS)
         if not isinstance(arch['embed_dims'], (list, tuple)) or \
@@ -151,6 +161,9 @@ class DIDBBinaryViT(DeployableMixin, BaseBackbone):
                               norm_cfg, qkv_bias)
         self.switches = cfgs['switches']
 
+        self.patch_size = patch_size
+        self.pad_to_patch = pad_to_patch
+        # padding='corner' (mmcv's default) pads to whole patches
         self.patch_embed = PatchEmbed(
             in_channels=in_channels, input_size=img_size,
             embed_dims=self.embed_dims[0], conv_type='Conv2d',
@@ -193,12 +206,12 @@ class DIDBBinaryViT(DeployableMixin, BaseBackbone):
         super().train(mode)
         return self
 
-    def init_weights(self):
-        super().init_weights()
-        if not (isinstance(self.init_cfg, dict)
-                and self.init_cfg['type'] == 'Pretrained'):
-            for pos_embed in self.pos_embed:
-                trunc_normal_(pos_embed, std=0.02)
+    ckpt_family = 'pyramid'
+
+    def init_extra_weights(self):
+        # a checkpoint, if any, is loaded afterwards and overwrites them
+        for pos_embed in self.pos_embed:
+            trunc_normal_(pos_embed, std=0.02)
 
     def _resize_pos_embed(self, state_dict, prefix, *args, **kwargs):
         """Load position embeddings made for another input size."""
@@ -212,6 +225,12 @@ class DIDBBinaryViT(DeployableMixin, BaseBackbone):
                     self.interpolate_mode, 0)
 
     def forward(self, x: torch.Tensor) -> tuple:
+        if not self.pad_to_patch and (x.shape[-2] % self.patch_size
+                                      or x.shape[-1] % self.patch_size):
+            raise ValueError(
+                f'DIDBBinaryViT: input size {tuple(x.shape[-2:])} is not '
+                f'divisible by patch_size={self.patch_size}; resize or crop '
+                'the input, or set pad_to_patch=True')
         x, hw_shape = self.patch_embed(x)
         outs = []
         for i, stage in enumerate(self.stages):

@@ -14,6 +14,7 @@ from torch import nn
 from ..layers import BinaryPatchMerging, DIDBSwinBlock, IRPReLU
 from ..layers.window_diba import check_window_fit
 from .deployable import DeployableMixin
+from .pretrained import PretrainedMixin, pretrained_init_cfg
 from .stage_arch import parse_stage_arch, parse_stage_indices
 from .switches import build_switches
 
@@ -38,7 +39,7 @@ class DIDBSwinStage(nn.Module):
 
 
 @MODELS.register_module()
-class DIDBSwin(DeployableMixin, BaseBackbone):
+class DIDBSwin(PretrainedMixin, DeployableMixin, BaseBackbone):
     """DIDB-ViT's modules on the Swin Transformer topology.
 
     Swin (Liu et al. 2021): patch embedding, stages of (shifted-)window
@@ -63,9 +64,16 @@ class DIDBSwin(DeployableMixin, BaseBackbone):
     Full precision: patch embedding, LayerNorms, softmax, relative position
     bias, residuals, all scales and shifts. State-dict keys follow
     mmpretrain's :class:`SwinTransformer` (``qkv`` is split on load), so
-    ``init_cfg=dict(type='Pretrained', checkpoint=<FP Swin>)`` initialises
-    every binary layer; only the binarizers', wrappers' norms' and
+    ``init_cfg=dict(type='Pretrained', checkpoint=<FP Swin>)`` (or mmseg's
+    ``pretrained``) initialises every binary layer from mmpretrain's,
+    mmseg's converted or the official Swin release's keys (see
+    :mod:`.ckpt_convert`); only the binarizers', wrappers' norms' and
     activations' own parameters are new.
+
+    Inputs that are not a multiple of the patch size are padded at the
+    bottom and right and maps that are not a multiple of the window are
+    padded inside each block and cropped back after it, as mmseg's Swin
+    does; stage outputs are returned on the patch grid of the padded input.
 
     Args:
         arch (str | dict): 'mini' (2 stages of 32/64 channels, 2 blocks
@@ -93,6 +101,11 @@ class DIDBSwin(DeployableMixin, BaseBackbone):
         frozen_stages (int): Stages to freeze, -1 for none. Defaults to -1.
         norm_eval (bool): Keep BatchNorms in eval mode. Defaults to False.
         patch_cfg (dict): Extra arguments of the patch embedding.
+        pad_to_patch (bool): Pad inputs that are not a multiple of
+            ``patch_size`` at the bottom/right, as mmseg's Swin does. False
+            makes such sizes an error. Defaults to True.
+        pretrained (str, optional): A checkpoint, as mmseg's backbones take
+            it. Defaults to None.
         deploy (bool): Build in deploy mode. Defaults to False.
         init_cfg (dict, optional): Initialisation config.
     """
@@ -129,9 +142,13 @@ class DIDBSwin(DeployableMixin, BaseBackbone):
                  frozen_stages: int = -1,
                  norm_eval: bool = False,
                  patch_cfg: dict = dict(),
+                 pad_to_patch: bool = True,
+                 pretrained: Optional[str] = None,
                  deploy: bool = False,
                  init_cfg: Optional[dict] = None):
-        super().__init__(init_cfg)
+        super().__init__(
+            pretrained_init_cfg('DIDBSwin', pretrained, init_cfg))
+        self.from_pretrained_arg = pretrained is not None
         arch = parse_stage_arch('DIDBSwin', arch, self.arch_zoo)
         self.arch_settings = arch
         self.embed_dims = arch['embed_dims']
@@ -151,6 +168,9 @@ class DIDBSwin(DeployableMixin, BaseBackbone):
         self.out_indices = parse_stage_indices('DIDBSwin', out_indices,
                                                self.num_layers)
 
+        self.patch_size = patch_size
+        self.pad_to_patch = pad_to_patch
+        # padding='corner' (mmcv's default) pads to whole patches
         self.patch_embed = PatchEmbed(**dict(
             in_channels=in_channels, input_size=img_size,
             embed_dims=self.embed_dims, conv_type='Conv2d',
@@ -199,6 +219,7 @@ class DIDBSwin(DeployableMixin, BaseBackbone):
     _prepare_relative_position_bias_table = \
         SwinTransformer._prepare_relative_position_bias_table
     _freeze_stages = SwinTransformer._freeze_stages
+    ckpt_family = 'swin'
     get_layer_depth = SwinTransformer.get_layer_depth
 
     def _check_maps(self, hw_shape, field: str) -> None:
@@ -238,6 +259,13 @@ class DIDBSwin(DeployableMixin, BaseBackbone):
         return self
 
     def forward(self, x: torch.Tensor) -> tuple:
+        if not self.pad_to_patch and (x.shape[-2] % self.patch_size
+                                      or x.shape[-1] % self.patch_size):
+            raise ValueError(
+                f'DIDBSwin: input size {tuple(x.shape[-2:])} is not '
+                f'divisible by patch_size={self.patch_size}; resize or crop '
+                'the input, or set pad_to_patch=True to pad it as mmseg\'s '
+                'Swin does')
         x, hw_shape = self.patch_embed(x)
         self._check_maps(hw_shape, 'the input size')
         outs = []

@@ -14,13 +14,14 @@ from torch import nn
 
 from ..layers import DIDBTransformerEncoderLayer, IRPReLU
 from .deployable import DeployableMixin
+from .pretrained import PretrainedMixin, pretrained_init_cfg
 from .switches import build_switches
 
 _ARCH_KEYS = {'embed_dims', 'num_layers', 'num_heads', 'feedforward_channels'}
 
 
 @MODELS.register_module()
-class DIDBViT(DeployableMixin, BaseBackbone):
+class DIDBViT(PretrainedMixin, DeployableMixin, BaseBackbone):
     """DIDB-ViT (Gao et al., arXiv:2507.02222) on the DeiT topology.
 
     Full precision: patch embedding, position embedding, class token,
@@ -29,8 +30,17 @@ class DIDBViT(DeployableMixin, BaseBackbone):
     follow mmpretrain's :class:`VisionTransformer` (``out_indices``,
     ``out_type``), and so do the state-dict keys: a full-precision DeiT
     checkpoint initialises the model through
-    ``init_cfg=dict(type='Pretrained', checkpoint=...)``; the binarizers',
-    norms' and activations' own parameters are reported missing.
+    ``init_cfg=dict(type='Pretrained', checkpoint=...)`` (or mmseg's
+    ``pretrained``), in mmpretrain's format, mmseg's converted ViT format or
+    as the official DeiT / timm file (see :mod:`.ckpt_convert`); the
+    binarizers', norms' and activations' own parameters are reported
+    missing by design.
+
+    Inputs that are not a multiple of the patch size are padded at the
+    bottom and right, as mmseg's ViT does (``pad_to_patch``), and the
+    position embedding and IRPReLU's token offsets are resized to the
+    padded grid. Feature maps are returned on that grid, uncropped, as
+    mmseg's ViT returns them (the decode head resizes to the input).
 
     Each DIDB module is a switch, so ablations are configs: all of ``diba``,
     ``hfsc`` and ``irprelu`` off is the naive binary ViT (RPReLU activations),
@@ -41,8 +51,7 @@ class DIDBViT(DeployableMixin, BaseBackbone):
             ``embed_dims``, ``num_layers``, ``num_heads`` and
             ``feedforward_channels``. Defaults to 'deit-small'.
         img_size (int | tuple): Input size the position embedding and token
-            offsets are made for; must be divisible by ``patch_size``.
-            Defaults to 224.
+            offsets are made for (on its padded grid). Defaults to 224.
         patch_size (int): Patch size. Defaults to 16.
         in_channels (int): Input channels. Defaults to 3.
         out_indices (int | Sequence[int]): Layers whose output is returned.
@@ -72,6 +81,13 @@ class DIDBViT(DeployableMixin, BaseBackbone):
             over ``irprelu``.
         frozen_stages (int): Layers to freeze. Defaults to -1.
         patch_cfg (dict): Extra arguments of the patch embedding.
+        pad_to_patch (bool): Pad inputs (and ``img_size``) that are not a
+            multiple of ``patch_size`` at the bottom/right corner, as mmseg's
+            ViT does. False makes such sizes an error instead. Defaults to
+            True.
+        pretrained (str, optional): A checkpoint, as mmseg's backbones take
+            it (mmseg's ``EncoderDecoder`` passes its own): the same as
+            ``init_cfg=dict(type='Pretrained', checkpoint=pretrained)``.
         deploy (bool): Build directly in deploy mode (see
             :meth:`switch_to_deploy`), ready for a deploy checkpoint.
             Defaults to False.
@@ -119,13 +135,18 @@ class DIDBViT(DeployableMixin, BaseBackbone):
                  act_cfg: Optional[dict] = None,
                  frozen_stages: int = -1,
                  patch_cfg: dict = dict(),
+                 pad_to_patch: bool = True,
+                 pretrained: Optional[str] = None,
                  deploy: bool = False,
                  init_cfg: Optional[dict] = None):
-        super().__init__(init_cfg)
+        super().__init__(
+            pretrained_init_cfg('DIDBViT', pretrained, init_cfg))
+        self.from_pretrained_arg = pretrained is not None
         self.arch_settings = self._parse_arch(arch)
         self.embed_dims = self.arch_settings['embed_dims']
         self.num_layers = self.arch_settings['num_layers']
-        img_size = _check_img_size(img_size, patch_size)
+        self.pad_to_patch = pad_to_patch
+        img_size = _check_img_size(img_size, patch_size, pad_to_patch)
         cfgs = build_switches('DIDBViT', diba, theta, hfsc, hfsc_alpha,
                               irprelu, binary_weights, binary_acts, act_cfg,
                               norm_cfg, qkv_bias)
@@ -137,6 +158,8 @@ class DIDBViT(DeployableMixin, BaseBackbone):
                              'out_type="cls_token"')
         self.switches = cfgs['switches']
         self.patch_size = patch_size
+        # mmcv's PatchEmbed pads the bottom/right corner to whole patches
+        # (padding='corner', its default, as in mmseg's ViT)
         self.patch_embed = PatchEmbed(
             **dict(in_channels=in_channels, input_size=img_size,
                    embed_dims=self.embed_dims, conv_type='Conv2d',
@@ -218,18 +241,18 @@ class DIDBViT(DeployableMixin, BaseBackbone):
             parsed.append(real)
         return parsed
 
-    def init_weights(self):
-        super().init_weights()
-        if not (isinstance(self.init_cfg, dict)
-                and self.init_cfg['type'] == 'Pretrained'):
-            trunc_normal_(self.pos_embed, std=0.02)
+    def init_extra_weights(self):
+        # a checkpoint, if any, is loaded afterwards and overwrites it
+        trunc_normal_(self.pos_embed, std=0.02)
 
     def forward(self, x: torch.Tensor) -> tuple:
-        if x.shape[-2] % self.patch_size or x.shape[-1] % self.patch_size:
+        if not self.pad_to_patch and (x.shape[-2] % self.patch_size
+                                      or x.shape[-1] % self.patch_size):
             raise ValueError(
                 f'DIDBViT: input size {tuple(x.shape[-2:])} is not divisible '
                 f'by patch_size={self.patch_size}; resize or crop the input '
-                'to a multiple of the patch size')
+                'to a multiple of the patch size, or set pad_to_patch=True '
+                'to pad it as mmseg\'s ViT does')
         batch = x.shape[0]
         x, patch_resolution = self.patch_embed(x)
         if self.cls_token is not None:
@@ -250,12 +273,16 @@ class DIDBViT(DeployableMixin, BaseBackbone):
         return tuple(outs)
 
 
-def _check_img_size(img_size, patch_size):
+def _check_img_size(img_size, patch_size, pad_to_patch=False):
     size = (img_size, img_size) if isinstance(img_size, int) \
         else tuple(img_size)
-    if len(size) != 2 or any(s % patch_size for s in size):
+    if len(size) != 2:
+        raise ValueError(f'DIDBViT: img_size must be an int or (H, W), got '
+                         f'{img_size!r}')
+    if not pad_to_patch and any(s % patch_size for s in size):
         raise ValueError(
             f'DIDBViT: img_size={img_size} must be divisible by '
             f'patch_size={patch_size} (e.g. 224 with patch 16, 28 with '
-            'patch 4)')
+            'patch 4) when pad_to_patch=False')
     return size
+
