@@ -70,8 +70,9 @@ def parse_args(argv=None):
     parser.add_argument('--warmup', type=int, default=3,
                         help='untimed quick-start steps before them')
     parser.add_argument('--seg-steps', type=int, default=2,
-                        help='timed segmentation steps per round (one '
-                        'untimed step first)')
+                        help='timed segmentation steps per round')
+    parser.add_argument('--seg-warmup', type=int, default=1,
+                        help='untimed segmentation steps before them')
     parser.add_argument('--threads', type=int, default=None,
                         help='torch intra-op threads (default: torch\'s)')
     parser.add_argument('--baseline-src', type=Path, default=None,
@@ -207,10 +208,11 @@ def run_worker(kind, config, args):
                                   weight_decay=opt.get('weight_decay', 0.01))
     max_norm = (optim_cfg.get('clip_grad') or {}).get('max_norm')
     warmup, steps = (args.warmup, args.steps) if kind == 'mini' \
-        else (1, args.seg_steps)
+        else (args.seg_warmup, args.seg_steps)
     rss_before = _rss_kib()
-    phases = dict(forward=[], backward=[], optimizer=[], step=[])
+    phases = dict(forward=[], backward=[], optimizer=[], step=[], cpu=[])
     for i in range(warmup + steps):
+        c0 = time.process_time()
         t0 = time.perf_counter()
         optimizer.zero_grad(set_to_none=True)
         loss = loss_fn()
@@ -221,7 +223,9 @@ def run_worker(kind, config, args):
             torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)
         optimizer.step()
         t3 = time.perf_counter()
+        c3 = time.process_time()
         if i >= warmup:
+            phases['cpu'].append(c3 - c0)
             phases['forward'].append(t1 - t0)
             phases['backward'].append(t2 - t1)
             phases['optimizer'].append(t3 - t2)
@@ -239,7 +243,8 @@ def run_subprocess(kind, config, src, args):
     env = dict(os.environ, TRAIN_STEP_SRC=str(src))
     cmd = [sys.executable, str(Path(__file__).resolve()), '--worker', kind,
            config, '--steps', str(args.steps), '--warmup', str(args.warmup),
-           '--seg-steps', str(args.seg_steps)]
+           '--seg-steps', str(args.seg_steps), '--seg-warmup',
+           str(args.seg_warmup)]
     if args.threads:
         cmd += ['--threads', str(args.threads)]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
@@ -267,8 +272,10 @@ def measure(args):
                     (kind, label, version),
                     dict(kind=kind, label=label, config=cfg, version=version,
                          step=[], forward=[], backward=[], optimizer=[],
+                         cpu=[],
                          peak_rss_mib=[], rss_before_mib=[]))
-                for key in ('step', 'forward', 'backward', 'optimizer'):
+                for key in ('step', 'forward', 'backward', 'optimizer',
+                            'cpu'):
                     entry[key] += out[key]
                 entry['peak_rss_mib'].append(out['peak_rss_mib'])
                 entry['rss_before_mib'].append(out['rss_before_mib'])
@@ -287,6 +294,7 @@ def summarise(results):
             fwd=statistics.median(e['forward']) * 1e3,
             bwd=statistics.median(e['backward']) * 1e3,
             opt=statistics.median(e['optimizer']) * 1e3,
+            cpu=statistics.median(e['cpu']) * 1e3,
             peak=max(e['peak_rss_mib']),
             graph=max(p - b for p, b in zip(e['peak_rss_mib'],
                                              e['rss_before_mib']))))
@@ -303,32 +311,35 @@ def table(rows):
         if kind == 'mini':
             lines += ['', 'Quick-start classifiers, batch 256, 28x28 '
                       '(forward + backward + clip + AdamW):', '',
-                      '| model | code | ms / step | vs FP | forward | '
-                      'backward | optimizer | 4 epochs (938 steps), s | '
-                      'peak RSS (MiB) |',
-                      '|---|---|---:|---:|---:|---:|---:|---:|---:|']
+                      '| model | code | ms / step | vs FP | CPU ms / step | '
+                      'vs FP | forward | backward | optimizer | '
+                      '4 epochs (938 steps), s | peak RSS (MiB) |',
+                      '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|']
         else:
             lines += ['', 'DeiT-S UPerNet, 512x512, batch 1 (model only, '
                       'random weights and input):', '',
-                      '| model | code | s / step | vs FP | peak RSS (MiB) | '
-                      'vs FP | RSS growth in training (MiB) | vs FP |',
-                      '|---|---|---:|---:|---:|---:|---:|---:|']
+                      '| model | code | s / step | vs FP | CPU s / step | '
+                      'vs FP | peak RSS (MiB) | vs FP | '
+                      'RSS growth in training (MiB) | vs FP |',
+                      '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|']
         for r in part:
             ref = fp.get(r['version'])
-            ratio = f'{r["ms"] / ref["ms"]:.2f}x' if ref else ''
+
+            def vs(key):
+                return f'{r[key] / ref[key]:.2f}x' if ref else ''
+
             if kind == 'mini':
                 lines.append(
                     f'| {r["label"]} | {r["version"]} | {r["ms"]:.0f} | '
-                    f'{ratio} | {r["fwd"]:.0f} | {r["bwd"]:.0f} | '
-                    f'{r["opt"]:.0f} | {r["ms"] * 938 / 1e3:.0f} | '
-                    f'{r["peak"]:.0f} |')
+                    f'{vs("ms")} | {r["cpu"]:.0f} | {vs("cpu")} | '
+                    f'{r["fwd"]:.0f} | {r["bwd"]:.0f} | {r["opt"]:.0f} | '
+                    f'{r["ms"] * 938 / 1e3:.0f} | {r["peak"]:.0f} |')
             else:
-                mem = f'{r["peak"] / ref["peak"]:.2f}x' if ref else ''
-                growth = f'{r["graph"] / ref["graph"]:.2f}x' if ref else ''
                 lines.append(
-                    f'| {r["label"]} | {r["version"]} | {r["ms"] / 1e3:.2f} '
-                    f'| {ratio} | {r["peak"]:.0f} | {mem} | '
-                    f'{r["graph"]:.0f} | {growth} |')
+                    f'| {r["label"]} | {r["version"]} | {r["ms"] / 1e3:.1f} '
+                    f'| {vs("ms")} | {r["cpu"] / 1e3:.1f} | {vs("cpu")} | '
+                    f'{r["peak"]:.0f} | {vs("peak")} | {r["graph"]:.0f} | '
+                    f'{vs("graph")} |')
     return '\n'.join(lines)
 
 
@@ -401,10 +412,11 @@ def main(argv=None):
         f'- machine: {machine()}',
         f'- median over {args.rounds} interleaved rounds, one subprocess per '
         f'model and round ({args.steps} timed steps after {args.warmup} '
-        f'warm-up steps each for the quick start, {args.seg_steps} after 1 '
-        'for the segmenter); peak RSS is the largest `ru_maxrss` of the '
-        'rounds, RSS growth the peak minus the RSS after building the '
-        'model; the segmenters\' BatchNorm layers run in eval mode (batch 1)',
+        f'warm-up steps each for the quick start, {args.seg_steps} after '
+        f'{args.seg_warmup} for the segmenter); peak RSS is the largest '
+        '`ru_maxrss` of the rounds, RSS growth the peak minus the RSS '
+        'after building the model; the segmenters\' BatchNorm layers run '
+        'in eval mode (batch 1)',
     ]) + '\n' + table(rows)
     print(text)
     if args.json:

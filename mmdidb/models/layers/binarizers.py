@@ -14,6 +14,7 @@ the method states, wrapped in a small module:
 ``sign(0) = +1`` everywhere, so bit 1 <-> +1 when packing.
 """
 import math
+from typing import Optional
 
 import torch
 from torch import nn
@@ -21,27 +22,22 @@ from torch import nn
 
 def sign(x: torch.Tensor) -> torch.Tensor:
     """``sign`` with ``sign(0) = +1``, values in ``{-1, +1}`` (float ``x``)."""
-    # sign(sign(x) + 1/2) maps {-1, 0, +1} to {-1, +1, +1}: three float
-    # passes, one allocation. Comparisons are slower on CPU: their bool
-    # result must be converted back to float (and torch.where is slower
-    # still).
-    return torch.sign(torch.sign(x).add_(0.5))
+    return _sign_(torch.empty_like(x), x)
 
 
-def _sign_(x: torch.Tensor) -> torch.Tensor:
-    """:func:`sign` in place (``x`` is a temporary)."""
-    return torch.sign(torch.sign(x, out=x).add_(0.5), out=x)
+def _sign_(out: torch.Tensor, x: Optional[torch.Tensor] = None
+           ) -> torch.Tensor:
+    """:func:`sign` of ``x`` (default: ``out`` itself) written into ``out``."""
+    # the comparison written straight into a float tensor: one cheap pass.
+    # A bool result converted to float costs several passes on CPU, and
+    # torch.sign/torch.where are slower still.
+    return torch.ge(out if x is None else x, 0, out=out).mul_(2).sub_(1)
 
 
 def approx_sign_slope(u: torch.Tensor) -> torch.Tensor:
     """ApproxSign's derivative ``max(2 - 2|u|, 0)``, a new tensor."""
     # 2 * relu(1 - |u|) is the same number: scaling by 2 is exact
     return torch.abs(u).neg_().add_(1).relu_().mul_(2)
-
-
-def step_(x: torch.Tensor) -> torch.Tensor:
-    """``1[x >= 0]`` in x's float dtype, computed in place on ``x``."""
-    return _sign_(x).add_(1).mul_(0.5)
 
 
 def sum_to(grad: torch.Tensor, shape: torch.Size) -> torch.Tensor:
@@ -157,19 +153,20 @@ class _ElasticBinarize(torch.autograd.Function):
         # alpha broadcasts against probs; probs >= 0 (softmax output)
         ctx.save_for_backward(probs, alpha)
         ctx.grad_scale = grad_scale
-        # mask = 1[P / alpha >= 1/2], exactly as the comparison
-        return step_((probs / alpha).sub_(0.5)).mul_(alpha)
+        ratio = probs / alpha
+        return torch.ge(ratio, 0.5, out=ratio).mul_(alpha)  # alpha * mask
 
     @staticmethod
     def backward(ctx, grad_output):
         probs, alpha = ctx.saved_tensors
         ratio = probs / alpha
-        # inside = 1[ratio <= 1], as float arithmetic (see sign())
-        inside = step_(torch.neg(ratio).add_(1))
+        inside = torch.le(ratio, 1, out=torch.empty_like(ratio))
         grad_probs = grad_output * inside
         # LSQ: d(alpha * round(clip(P / alpha, 0, 1))) / d alpha
-        d_alpha = step_(ratio - 0.5).sub_(ratio).mul_(inside)  # (mask - r)
-        d_alpha.add_(torch.neg(inside).add_(1))  # + (1 - inside)
+        # = inside * (mask - ratio) + (1 - inside)
+        d_alpha = torch.ge(ratio, 0.5, out=torch.empty_like(ratio))
+        d_alpha.sub_(ratio).mul_(inside)
+        d_alpha.add_(inside.neg_().add_(1))  # inside is not needed after
         grad_alpha = d_alpha.mul_(grad_output).mul_(ctx.grad_scale)
         return grad_probs, sum_to(grad_alpha, alpha.shape), None
 

@@ -30,14 +30,15 @@ class _SignedInputLinear(torch.autograd.Function):
         needs = ctx.needs_input_grad
         grad_2d = grad_output.reshape(-1, grad_output.shape[-1])
         grad_weight = grad_bias = grad_u = grad_beta = None
+        u = x + beta
         if needs[3]:
-            signs = _sign_(x + beta)
+            signs = _sign_(torch.empty_like(u), u)
             grad_weight = grad_2d.t().mm(signs.reshape(-1, signs.shape[-1]))
             del signs
         if needs[4] and ctx.has_bias:
             grad_bias = grad_2d.sum(0)
         if needs[0] or needs[1]:
-            grad_u = (grad_output @ weight).mul_(approx_sign_slope(x + beta))
+            grad_u = (grad_output @ weight).mul_(approx_sign_slope(u))
             if needs[1]:
                 grad_beta = sum_to(grad_u, beta.shape)
         return grad_u, grad_beta, None, grad_weight, grad_bias

@@ -6,7 +6,7 @@ import torch.nn.functional as F
 from mmengine.registry import MODELS
 from torch import nn
 
-from .binarizers import step_, sum_to
+from .binarizers import sum_to
 from .token_grid import resize_token_param, tile_window_param
 
 
@@ -33,7 +33,8 @@ class _ShiftedPReLU(torch.autograd.Function):
         x, gamma, slope = ctx.saved_tensors
         shifted = x - gamma
         # 1[x - gamma <= 0], where torch's PReLU takes the slope
-        neg_grad = step_(torch.neg(shifted)).mul_(grad_output)
+        neg_grad = torch.le(shifted, 0, out=torch.empty_like(shifted))
+        neg_grad.mul_(grad_output)
         # grad * (slope if x - gamma <= 0 else 1); one summand is 0: exact
         grad_x = torch.addcmul(grad_output - neg_grad, neg_grad, slope)
         needs = ctx.needs_input_grad

@@ -197,10 +197,13 @@ class _MixedBandProduct(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_output):
         q, k, weights = ctx.saved_tensors
-        w = weights.view(-1, *([1] * (q.dim() - 1)))
-        grad_k_unweighted = grad_output.transpose(-2, -1) @ q
-        grad_q_unweighted = grad_output @ k
+        # one product per band: a broadcast over the band dimension would
+        # copy the (B, heads, N, M) gradient for each band
+        grad_q = torch.stack([grad_output @ k_band for k_band in k])
+        grad_k = torch.stack([grad_output.transpose(-2, -1) @ q_band
+                              for q_band in q])
         grad_w = None
         if ctx.needs_input_grad[2]:
-            grad_w = (grad_q_unweighted * q).flatten(1).sum(1)
-        return grad_q_unweighted.mul_(w), grad_k_unweighted.mul_(w), grad_w
+            grad_w = (grad_q * q).flatten(1).sum(1)
+        w = weights.view(-1, *([1] * (q.dim() - 1)))
+        return grad_q.mul_(w), grad_k.mul_(w), grad_w
