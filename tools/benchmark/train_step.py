@@ -343,7 +343,7 @@ def table(rows):
     return '\n'.join(lines)
 
 
-def machine():
+def machine(threads=None):
     import torch
     cpu = platform.processor() or platform.machine()
     try:
@@ -355,7 +355,7 @@ def machine():
     except OSError:
         pass
     return (f'{cpu}, {os.cpu_count()} cores, torch {torch.__version__}, '
-            f'{torch.get_num_threads()} threads')
+            f'{threads or torch.get_num_threads()} torch threads')
 
 
 def profile(args, rows=25):
@@ -380,7 +380,7 @@ def profile(args, rows=25):
     with torch.profiler.profile(activities=[ProfilerActivity.CPU],
                                 profile_memory=True) as prof:
         step()
-    print(f'mmdidb from {src}; {machine()}')
+    print(f'mmdidb from {src}; {machine(args.threads)}')
     print(prof.key_averages().table(sort_by='self_cpu_time_total',
                                     row_limit=rows))
 
@@ -409,7 +409,7 @@ def main(argv=None):
         f'### {when:%Y-%m-%d %H:%M} UTC, CPU',
         '',
         f'- command: `{command}`',
-        f'- machine: {machine()}',
+        f'- machine: {machine(args.threads)}',
         f'- median over {args.rounds} interleaved rounds, one subprocess per '
         f'model and round ({args.steps} timed steps after {args.warmup} '
         f'warm-up steps each for the quick start, {args.seg_steps} after '
