@@ -250,3 +250,23 @@ def test_attention_keeps_no_extra_n_by_n_tensors():
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
         attn(x, GRID)
     assert len(saved) == 2
+
+
+def test_fused_nodes_run_under_autocast():
+    """Mixed precision (``--amp``): the fused backward passes take the
+    half-precision gradients of the products that autocast ran in half
+    precision (a dtype mismatch in ``mm`` before), and every parameter
+    gets a finite float32 gradient."""
+    from mmdidb.models.layers import DIDBTransformerEncoderLayer
+    layer = randomise(DIDBTransformerEncoderLayer(32, 2, 64,
+                                                  num_tokens=TOKENS))
+    x = torch.randn(2, TOKENS, 32)
+
+    def mixed(t):
+        with torch.autocast('cpu', dtype=torch.bfloat16):
+            return layer(t, GRID).float()
+
+    _, grads = grads_of(mixed, layer, [x])
+    for name, grad in grads.items():
+        assert grad is not None and grad.dtype == torch.float32, name
+        assert torch.isfinite(grad).all(), name

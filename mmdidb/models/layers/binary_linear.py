@@ -31,14 +31,19 @@ class _SignedInputLinear(torch.autograd.Function):
         grad_2d = grad_output.reshape(-1, grad_output.shape[-1])
         grad_weight = grad_bias = grad_u = grad_beta = None
         u = x + beta
+        # the products in the gradient's dtype: under autocast F.linear ran
+        # in half precision, and autograd casts each result back to its
+        # input's dtype
+        dtype = grad_output.dtype
         if needs[3]:
-            signs = _sign_(torch.empty_like(u), u)
+            signs = _sign_(torch.empty_like(u, dtype=dtype), u)
             grad_weight = grad_2d.t().mm(signs.reshape(-1, signs.shape[-1]))
             del signs
         if needs[4] and ctx.has_bias:
             grad_bias = grad_2d.sum(0)
         if needs[0] or needs[1]:
-            grad_u = (grad_output @ weight).mul_(approx_sign_slope(u))
+            grad_u = (grad_output @ weight.to(dtype)).to(u.dtype).mul_(
+                approx_sign_slope(u))
             if needs[1]:
                 grad_beta = sum_to(grad_u, beta.shape)
         return grad_u, grad_beta, None, grad_weight, grad_bias

@@ -197,6 +197,7 @@ class _MixedBandProduct(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_output):
         q, k, weights = ctx.saved_tensors
+        q, k = q.to(grad_output.dtype), k.to(grad_output.dtype)  # autocast
         # one product per band: a broadcast over the band dimension would
         # copy the (B, heads, N, M) gradient for each band
         grad_q = torch.stack([grad_output @ k_band for k_band in k])
