@@ -136,8 +136,9 @@ def test_diba_matches_training(diba, theta, similarity, monkeypatch):
     assert_products_exact(calls)
     kinds = [kind for kind, *_ in calls]
     bands = 2 if similarity == 'HFSC' else 1
-    # q, k (per band), v, the product(s) Q·Kᵀ, A·V, then proj
-    assert kinds.count('pm1') == 2 * bands + bands + 2
+    # q, k (HFSC: both bands in one batched call each), v, the product(s)
+    # Q·Kᵀ, A·V, then proj
+    assert kinds.count('pm1') == 2 + bands + 2
     assert kinds.count('mask') == 1
     assert torch.allclose(out, expected, rtol=1e-5, atol=1e-5)
 

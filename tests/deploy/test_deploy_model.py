@@ -76,8 +76,9 @@ def test_deploy_logits_equal_the_training_graph(backbone, size, monkeypatch):
     assert_products_exact(calls)
     layers = model.backbone.num_layers
     bands = 2 if backbone.get('hfsc', True) else 1
-    # per layer: q/k linears per band, v, proj, fc1, fc2; Q·Kᵀ per band
-    assert sum(k == 'pm1' for k, *_ in calls) == layers * (3 * bands + 4)
+    # per layer: q/k linears (HFSC: both bands in one batched call), v,
+    # proj, fc1, fc2; Q·Kᵀ per band
+    assert sum(k == 'pm1' for k, *_ in calls) == layers * (bands + 6)
     assert sum(k == 'mask' for k, *_ in calls) == layers
     # the rest is the rounding of the scale multiplications
     assert torch.allclose(out, expected, rtol=1e-5, atol=1e-5)

@@ -14,15 +14,35 @@ the method states, wrapped in a small module:
 ``sign(0) = +1`` everywhere, so bit 1 <-> +1 when packing.
 """
 import math
+from typing import Optional
 
 import torch
 from torch import nn
 
 
 def sign(x: torch.Tensor) -> torch.Tensor:
-    """``sign`` with ``sign(0) = +1``, values in ``{-1, +1}``."""
-    # arithmetic on the comparison: several times faster than torch.where
-    return (x >= 0).to(x.dtype) * 2 - 1
+    """``sign`` with ``sign(0) = +1``, values in ``{-1, +1}`` (float ``x``)."""
+    return _sign_(torch.empty_like(x), x)
+
+
+def _sign_(out: torch.Tensor, x: Optional[torch.Tensor] = None
+           ) -> torch.Tensor:
+    """:func:`sign` of ``x`` (default: ``out`` itself) written into ``out``."""
+    # the comparison written straight into a float tensor: one cheap pass.
+    # A bool result converted to float costs several passes on CPU, and
+    # torch.sign/torch.where are slower still.
+    return torch.ge(out if x is None else x, 0, out=out).mul_(2).sub_(1)
+
+
+def approx_sign_slope(u: torch.Tensor) -> torch.Tensor:
+    """ApproxSign's derivative ``max(2 - 2|u|, 0)``, a new tensor."""
+    # 2 * relu(1 - |u|) is the same number: scaling by 2 is exact
+    return torch.abs(u).neg_().add_(1).relu_().mul_(2)
+
+
+def sum_to(grad: torch.Tensor, shape: torch.Size) -> torch.Tensor:
+    """Sum a gradient over the dimensions a broadcast ``shape`` expanded."""
+    return grad.sum_to_size(shape) if grad.shape != shape else grad
 
 
 class _WeightSignSTE(torch.autograd.Function):
@@ -63,13 +83,39 @@ class _ApproxSign(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_output):
         x, = ctx.saved_tensors
-        slope = (2 - 2 * x.abs()).clamp(min=0)
-        return grad_output * slope
+        return approx_sign_slope(x).mul_(grad_output)
+
+
+class _ShiftedApproxSign(torch.autograd.Function):
+    """``sign(x + beta)`` with the ApproxSign gradient, for ``x`` and ``beta``.
+
+    Saves ``x`` and ``beta`` only: ``x + beta`` (a full-size float tensor
+    when the shift and the sign are separate autograd nodes) is recomputed
+    in the backward pass.
+    """
+
+    @staticmethod
+    def forward(ctx, x, beta):
+        ctx.save_for_backward(x, beta)
+        return _sign_(x + beta)
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        x, beta = ctx.saved_tensors
+        grad_u = approx_sign_slope(x + beta).mul_(grad_output)
+        grad_beta = sum_to(grad_u, beta.shape) \
+            if ctx.needs_input_grad[1] else None
+        return grad_u, grad_beta
 
 
 def approx_sign(x: torch.Tensor) -> torch.Tensor:
     """``sign`` forward, ApproxSign (``2 - 2|x|`` on ``|x| <= 1``) backward."""
     return _ApproxSign.apply(x)
+
+
+def shifted_approx_sign(x: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
+    """``approx_sign(x + beta)`` as one autograd node (``beta`` broadcasts)."""
+    return _ShiftedApproxSign.apply(x, beta)
 
 
 class RSign(nn.Module):
@@ -90,7 +136,7 @@ class RSign(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shape = [1] * x.dim()
         shape[self.channel_dim] = self.num_channels
-        return approx_sign(x + self.beta.view(shape))
+        return shifted_approx_sign(x, self.beta.view(shape))
 
     def extra_repr(self) -> str:
         return f'num_channels={self.num_channels}'
@@ -98,31 +144,31 @@ class RSign(nn.Module):
 
 class _ElasticBinarize(torch.autograd.Function):
 
+    # Saves only ``probs`` (which softmax keeps for its own backward pass
+    # anyway, so it costs no memory) and ``alpha``; the N x N ratio and mask
+    # are recomputed in the backward pass instead of being kept per layer.
+
     @staticmethod
     def forward(ctx, probs, alpha, grad_scale):
         # alpha broadcasts against probs; probs >= 0 (softmax output)
-        ratio = probs / alpha
-        mask = (ratio >= 0.5).to(probs.dtype)
-        ctx.save_for_backward(ratio, mask)
-        ctx.alpha_shape = alpha.shape
+        ctx.save_for_backward(probs, alpha)
         ctx.grad_scale = grad_scale
-        return alpha * mask
+        ratio = probs / alpha
+        return torch.ge(ratio, 0.5, out=ratio).mul_(alpha)  # alpha * mask
 
     @staticmethod
     def backward(ctx, grad_output):
-        ratio, mask = ctx.saved_tensors
-        inside = (ratio <= 1).to(grad_output.dtype)
+        probs, alpha = ctx.saved_tensors
+        ratio = probs / alpha
+        inside = torch.le(ratio, 1, out=torch.empty_like(ratio))
         grad_probs = grad_output * inside
         # LSQ: d(alpha * round(clip(P / alpha, 0, 1))) / d alpha
-        d_alpha = inside * (mask - ratio) + (1 - inside)
-        grad_alpha = grad_output * d_alpha * ctx.grad_scale
-        reduce_dims = [
-            i for i, size in enumerate(ctx.alpha_shape)
-            if size == 1 and grad_alpha.shape[i] != 1
-        ]
-        reduce_dims += list(range(len(ctx.alpha_shape), grad_alpha.dim()))
-        grad_alpha = grad_alpha.sum(dim=reduce_dims, keepdim=True)
-        return grad_probs, grad_alpha.reshape(ctx.alpha_shape), None
+        # = inside * (mask - ratio) + (1 - inside)
+        d_alpha = torch.ge(ratio, 0.5, out=torch.empty_like(ratio))
+        d_alpha.sub_(ratio).mul_(inside)
+        d_alpha.add_(inside.neg_().add_(1))  # inside is not needed after
+        grad_alpha = d_alpha.mul_(grad_output).mul_(ctx.grad_scale)
+        return grad_probs, sum_to(grad_alpha, alpha.shape), None
 
 
 class ElasticBinarizer(nn.Module):

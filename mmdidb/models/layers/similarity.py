@@ -143,16 +143,68 @@ class HFSC(nn.Module):
             regions (Tensor, optional): Shift-region labels of window
                 attention, see :func:`~mmdidb.models.layers.haar_split_grid`.
         """
-        q_bands = self.split(x, hw_shape, regions)
+        # Both bands go through the shared Q/K layers as one batch (every
+        # layer there is token-wise), not as two passes.
+        q_in = torch.cat(self.split(x, hw_shape, regions))
         if kv is None:
-            kv, kv_hw_shape, k_bands = x, hw_shape, q_bands
+            kv_hw_shape, k_in = hw_shape, q_in
         else:
-            k_bands = self.split(kv, kv_hw_shape, regions)
-        sims = []
-        for q_band, k_band, binarizers in zip(q_bands, k_bands,
-                                              (self.low, self.high)):
-            q = apply_activation(q_proj, q_band, hw_shape)
-            k = apply_activation(k_proj, k_band, kv_hw_shape)
-            sims.append(binarizers.product(q, k, self.num_heads))
+            k_in = torch.cat(self.split(kv, kv_hw_shape, regions))
+        q = apply_activation(q_proj, q_in, hw_shape)
+        k = apply_activation(k_proj, k_in, kv_hw_shape)
         a = self.alpha.clamp(0.0, 1.0)
-        return a * sims[0] + (1 - a) * sims[1]
+        if self.low.deploy:
+            sims = [binarizers.product(q_band, k_band, self.num_heads)
+                    for q_band, k_band, binarizers in zip(
+                        q.chunk(2), k.chunk(2), (self.low, self.high))]
+            return a * sims[0] + (1 - a) * sims[1]
+        return self.mixed_product(q, k, torch.stack([a, 1 - a]))
+
+    def mixed_product(self, q: torch.Tensor, k: torch.Tensor,
+                      weights: torch.Tensor) -> torch.Tensor:
+        """``w_0 Q_low K_lowᵀ + w_1 Q_high K_highᵀ`` of binarized bands.
+
+        Args:
+            q (Tensor): (2B, N, C) projected queries, low band first.
+            k (Tensor): (2B, M, C) projected keys, low band first.
+            weights (Tensor): (2, ) the band weights ``(a, 1 - a)``.
+        """
+        q, k = q.chunk(2), k.chunk(2)
+        q = torch.stack([split_heads(self.low.q(q[0]), self.num_heads),
+                         split_heads(self.high.q(q[1]), self.num_heads)])
+        k = torch.stack([split_heads(self.low.k(k[0]), self.num_heads),
+                         split_heads(self.high.k(k[1]), self.num_heads)])
+        return _MixedBandProduct.apply(q, k, weights)
+
+
+class _MixedBandProduct(torch.autograd.Function):
+    """``w_0 Q_0 K_0ᵀ + w_1 Q_1 K_1ᵀ`` for band-stacked (2, ..., N, d) Q, K.
+
+    The two products run as one batched GEMM, and the result is formed with
+    exactly the operations of ``a * sims[0] + (1 - a) * sims[1]`` (so the
+    deployed integer products give the same numbers). Autograd of that
+    expression would keep both (B, heads, N, M) products for the gradient of
+    ``w``; this node keeps only Q and K and gets ``dL/dw_b = Σ Q_b ⊙ (G K_b)``
+    from the product ``G K_b`` that the gradient of ``Q_b`` needs anyway.
+    """
+
+    @staticmethod
+    def forward(ctx, q, k, weights):
+        ctx.save_for_backward(q, k, weights)
+        sims = q @ k.transpose(-2, -1)
+        return weights[0] * sims[0] + weights[1] * sims[1]
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        q, k, weights = ctx.saved_tensors
+        q, k = q.to(grad_output.dtype), k.to(grad_output.dtype)  # autocast
+        # one product per band: a broadcast over the band dimension would
+        # copy the (B, heads, N, M) gradient for each band
+        grad_q = torch.stack([grad_output @ k_band for k_band in k])
+        grad_k = torch.stack([grad_output.transpose(-2, -1) @ q_band
+                              for q_band in q])
+        grad_w = None
+        if ctx.needs_input_grad[2]:
+            grad_w = (grad_q * q).flatten(1).sum(1)
+        w = weights.view(-1, *([1] * (q.dim() - 1)))
+        return grad_q.mul_(w), grad_k.mul_(w), grad_w

@@ -59,8 +59,11 @@ class WrappedBinaryLinear(BinaryLinear):
 
     def shortcut(self, x: torch.Tensor) -> torch.Tensor:
         if self.out_features > self.in_features:
-            return x.repeat_interleave(self.out_features // self.in_features,
-                                       dim=-1)
+            # = x.repeat_interleave(ratio, dim=-1); expand + reshape is one
+            # copy, and its backward a plain sum (repeat_interleave's is an
+            # index_add)
+            ratio = self.out_features // self.in_features
+            return x.unsqueeze(-1).expand(*x.shape, ratio).flatten(-2)
         if self.out_features < self.in_features:
             ratio = self.in_features // self.out_features
             return x.unflatten(-1, (self.out_features, ratio)).mean(-1)
