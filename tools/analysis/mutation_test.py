@@ -64,15 +64,18 @@ TESTS = {
     'mmdidb/ops/reference.py': ['tests/ops/test_ops_products.py'],
     'mmdidb/ops/products.py': ['tests/ops/test_ops_products.py',
                                'tests/ops/test_ops_validation.py'],
-    'mmdidb/models/deploy/__init__.py': ['tests/deploy/test_deploy_model.py'],
     'mmdidb/models/deploy/checkpoint.py':
-    ['tests/deploy/test_deploy_model.py'],
+    ['tests/deploy/test_deploy_maths.py', 'tests/deploy/test_deploy_model.py'],
     'mmdidb/models/deploy/packed_ops.py':
     ['tests/deploy/test_deploy_layers.py'],
-    'mmdidb/models/deploy/presets.py': ['tests/deploy/test_deploy_model.py'],
-    'mmdidb/models/deploy/switch.py': ['tests/deploy/test_deploy_model.py'],
+    # only dicts: its maths test checks every arch and variant
+    'mmdidb/models/deploy/presets.py': [],
+    'mmdidb/models/deploy/switch.py':
+    ['tests/deploy/test_deploy_maths.py', 'tests/deploy/test_deploy_model.py'],
 }
 
+# ``math.sqrt(x)`` is a function call, not a method to drop
+MODULES = {'math', 'torch', 'F', 'np', 'nn'}
 SKIP_FUNCTIONS = {'extra_repr', '__repr__'}
 DROP_METHODS = {'detach', 'clamp', 'clamp_min', 'clamp_max', 'abs', 'round',
                 'floor', 'ceil', 'sign', 'sqrt', 'exp', 'float'}
@@ -153,7 +156,9 @@ def _variants(node):
             out.append(new)
     elif isinstance(node, ast.Call):
         func = node.func
-        if (isinstance(func, ast.Attribute) and func.attr in DROP_METHODS):
+        if (isinstance(func, ast.Attribute) and func.attr in DROP_METHODS
+                and not (isinstance(func.value, ast.Name)
+                         and func.value.id in MODULES)):
             out.append(func.value)
         elif isinstance(func, ast.Name) and func.id in ('max', 'min'):
             new = copy.copy(node)
@@ -338,14 +343,16 @@ def run_child(patch, module_name, tests, timeout, log):
 
 
 def tests_for(relpath):
-    tests = list(TESTS[relpath])
+    """The file's tests, its fast ``test_<stem>_maths.py`` first (-x)."""
     stem = osp.splitext(osp.basename(relpath))[0]
     if stem == '__init__':
         stem = osp.basename(osp.dirname(relpath))
-    tests += sorted(glob.glob(osp.join(ROOT, 'tests', '**',
-                                       f'test_{stem}_maths.py'),
-                              recursive=True))
-    return [osp.relpath(t, ROOT) if osp.isabs(t) else t for t in tests]
+    maths = sorted(glob.glob(osp.join(ROOT, 'tests', '**',
+                                      f'test_{stem}_maths.py'),
+                             recursive=True))
+    tests = [osp.relpath(t, ROOT) for t in maths] + list(TESTS[relpath])
+    # fast maths tests first: -x stops at the first failure
+    return sorted(dict.fromkeys(tests), key=lambda t: '_maths' not in t)
 
 
 def read_equivalents():
@@ -505,7 +512,7 @@ def main():
                         '(the limit is max(this, 4 x unmutated run + 20 s))')
     parser.add_argument('--only', nargs='+',
                         help='run only mutants whose key holds one of these '
-                        '(no doc update)')
+                        'and update them in the file\'s saved results')
     parser.add_argument('--doc-only', action='store_true',
                         help='rewrite docs/testing.md from the saved results '
                         'of --files (after editing the equivalents list)')
@@ -525,6 +532,14 @@ def main():
         import torch
         torch.set_num_threads(1)
         import pytest  # noqa: F401
+        from hypothesis import Phase, settings
+
+        # a failing example is enough to kill a mutant: no shrinking, and
+        # no example database (mutants would replay each other's failures)
+        settings.register_profile(
+            'mutation', database=None, print_blob=False,
+            phases=[Phase.explicit, Phase.generate])
+        settings.load_profile('mutation')
 
         import mmdidb.models  # noqa: F401  (imported once, children fork)
     equivalents = read_equivalents()
@@ -538,7 +553,18 @@ def main():
         else:
             os.makedirs(log_dir, exist_ok=True)
             record = run_file(relpath, args.timeout, log_dir, args.only)
-            if not args.only:
+            if args.only and osp.exists(saved):
+                # re-ran a few mutants (after adding a test): update them
+                with open(saved) as f:
+                    full = json.load(f)
+                fresh = {r['key']: r for r in record['results']}
+                full['results'] = [fresh.pop(r['key'], r)
+                                   for r in full['results']]
+                full['results'] += list(fresh.values())
+                full['tests'] = record['tests']
+                full['date'] = record['date'] + ' (updated with --only)'
+                record = full
+            if not args.only or osp.exists(saved):
                 with open(saved, 'w') as f:
                     json.dump(record, f, indent=1)
         stats, _, stale = classify(record, equivalents)
@@ -547,7 +573,7 @@ def main():
               f'{stats[4]:.1f} % ({record["seconds"]:.0f} s)', flush=True)
         for key in stale:
             print(f'   equivalent entry that is not a survivor: {key}')
-        if not args.only:
+        if not args.only or osp.exists(saved):
             records.append(record)
     if records and not args.no_doc:
         write_doc(records, equivalents)
