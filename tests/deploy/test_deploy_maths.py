@@ -37,6 +37,17 @@ def test_switch_names_the_switched_modules_once():
 
     assert switch_to_deploy(nn.Sequential(Fake())) == [] and calls == []
 
+    # a module without a ``deploy`` flag is switched; it is listed only if
+    # it reports deploy mode afterwards
+    class NoFlag(nn.Module):
+
+        def switch_to_deploy(self):
+            calls.append(self)
+            self.deploy = True
+
+    tree = nn.Sequential(NoFlag(), nn.Linear(2, 2))
+    assert switch_to_deploy(tree) == ['0'] and calls == [tree[0]]
+
 
 def test_has_packed_weights_by_prefix():
     model = _model()

@@ -91,3 +91,14 @@ def test_elastic_binarizer_lsq_scale_counts_one_sample():
         grads.append(layer.alpha.grad.clone())
     assert torch.allclose(grads[1], grads[0] / math.sqrt(4 * 5), rtol=1e-6,
                           atol=0)
+
+
+def test_elastic_binarizer_lsq_scale_with_a_batch_of_one():
+    probs = torch.rand(1, 2, 4, 5).softmax(-1)
+    grads = []
+    for scaled in (False, True):
+        layer = ElasticBinarizer(2, 5, lsq_grad_scale=scaled)
+        layer(probs).backward(torch.ones(1, 2, 4, 5))
+        grads.append(layer.alpha.grad.clone())
+    assert torch.allclose(grads[1], grads[0] / math.sqrt(4 * 5), rtol=1e-6,
+                          atol=0)

@@ -71,3 +71,14 @@ def test_load_resizes_only_grid_offsets_of_another_size():
                     window_size=2)
     other.load_state_dict(window.state_dict())
     assert torch.equal(other.token_offset, window.token_offset)
+
+
+def test_window_offsets_of_another_window_size_are_not_resized():
+    # per-window-position offsets have no grid to resize on: loading them
+    # into another window size fails instead of interpolating
+    src = IRPReLU(num_channels=2, num_tokens=9, num_extra_tokens=0,
+                  window_size=3)
+    dst = IRPReLU(num_channels=2, num_tokens=4, num_extra_tokens=0,
+                  window_size=2)
+    with pytest.raises(RuntimeError, match='size mismatch'):
+        dst.load_state_dict(src.state_dict())
