@@ -82,6 +82,9 @@ def test_deploy_matches_training_and_survives_a_reload():
         deploy = copy.deepcopy(layer)
         switch_to_deploy(deploy)
         assert deploy.deploy and 'weight' not in deploy.state_dict()
+        # the unpacked kernel is derived: not saved in checkpoints
+        assert set(deploy.state_dict()) == {'scale', 'weight_packed',
+                                            'weight_scale'}
         assert torch.allclose(deploy(v, (3, 4)), expected, rtol=0, atol=1e-5)
         # a reload refreshes the unpacked kernel
         other = _layer(3)
@@ -99,3 +102,12 @@ def test_deploy_matches_training_and_survives_a_reload():
 def test_theta_must_be_an_odd_positive_int(theta):
     with pytest.raises(ValueError, match='theta must be an odd integer'):
         LocalDifference(3, theta)
+
+
+def test_kernel_starts_like_a_default_linear_init():
+    # kaiming_uniform_(a=sqrt(5)): U(-1/sqrt(fan_in), 1/sqrt(fan_in)),
+    # fan_in = theta * theta = 9
+    torch.manual_seed(0)
+    weight = LocalDifference(64, 3).weight.detach()
+    assert weight.abs().max() <= 1 / 3
+    assert weight.abs().max() > 0.32
