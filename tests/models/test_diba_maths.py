@@ -123,3 +123,25 @@ def test_fused_qkv_checkpoint_loads_into_q_k_v():
 def test_heads_must_divide_the_channels():
     with pytest.raises(ValueError, match='not divisible'):
         DIBA(8, 3, 7)
+
+
+def test_deploy_aggregate_uses_each_heads_clamped_alpha():
+    layer = _diba(theta=1)  # no D(V): its scales round differently
+    with torch.no_grad():
+        layer.attn_binarizer.alpha.copy_(torch.tensor([0.25, -1.0]))
+    x = torch.randn(2, 7, 8)
+    with torch.no_grad():
+        attn = layer.attention(x, (2, 3))
+        # head 1: alpha clamped to 1e-6, every probability above 5e-7 kept
+        assert torch.equal(attn[:, 1].unique(), torch.tensor([1e-6]))
+        v = layer.values(x, (2, 3))
+        expected = layer.aggregate(attn, v, (2, 3)).double()
+        switch_to_deploy(layer)
+        out = layer.aggregate(attn, v, (2, 3)).double()
+    assert torch.allclose(out, expected, rtol=0, atol=1e-8)
+
+
+def test_projection_keeps_its_bias_without_qkv_bias():
+    layer = DIBA(8, 2, 7, qkv_bias=False, similarity_cfg=DOT)
+    assert layer.q.bias is None and layer.k.bias is None
+    assert layer.v.bias is None and layer.proj.bias is not None
