@@ -370,7 +370,7 @@ def read_equivalents():
     return table
 
 
-def run_file(relpath, timeout, log_dir, only=None):
+def run_file(relpath, timeout, log_dir, only=None, tests=None):
     """Run every mutant of one file; return its raw record."""
     module_name = relpath[:-3].replace('/', '.')
     if module_name.endswith('.__init__'):
@@ -379,7 +379,7 @@ def run_file(relpath, timeout, log_dir, only=None):
     with open(path) as f:
         source = f.read()
     tree, mutants = collect_mutants(source, module_name)
-    tests = tests_for(relpath)
+    tests = tests or tests_for(relpath)
     print(f'== {relpath}: {len(mutants)} mutants, tests: {" ".join(tests)}',
           flush=True)
     start = time.time()
@@ -513,6 +513,10 @@ def main():
     parser.add_argument('--only', nargs='+',
                         help='run only mutants whose key holds one of these '
                         'and update them in the file\'s saved results')
+    parser.add_argument('--tests', nargs='+',
+                        help='run these tests (pytest ids) instead of the '
+                        'file\'s own, e.g. to see which mutants one new test '
+                        'kills; nothing is saved')
     parser.add_argument('--doc-only', action='store_true',
                         help='rewrite docs/testing.md from the saved results '
                         'of --files (after editing the equivalents list)')
@@ -552,8 +556,11 @@ def main():
                 record = json.load(f)
         else:
             os.makedirs(log_dir, exist_ok=True)
-            record = run_file(relpath, args.timeout, log_dir, args.only)
-            if args.only and osp.exists(saved):
+            record = run_file(relpath, args.timeout, log_dir, args.only,
+                              args.tests)
+            if args.tests:
+                pass  # a what-if run: keep the saved results as they are
+            elif args.only and osp.exists(saved):
                 # re-ran a few mutants (after adding a test): update them
                 with open(saved) as f:
                     full = json.load(f)
@@ -564,7 +571,7 @@ def main():
                 full['tests'] = record['tests']
                 full['date'] = record['date'] + ' (updated with --only)'
                 record = full
-            if not args.only or osp.exists(saved):
+            if not args.tests and (not args.only or osp.exists(saved)):
                 with open(saved, 'w') as f:
                     json.dump(record, f, indent=1)
         stats, _, stale = classify(record, equivalents)
@@ -573,7 +580,7 @@ def main():
               f'{stats[4]:.1f} % ({record["seconds"]:.0f} s)', flush=True)
         for key in stale:
             print(f'   equivalent entry that is not a survivor: {key}')
-        if not args.only or osp.exists(saved):
+        if not args.tests and (not args.only or osp.exists(saved)):
             records.append(record)
     if records and not args.no_doc:
         write_doc(records, equivalents)
