@@ -324,7 +324,10 @@ def run_child(patch, module_name, tests, timeout, log):
             import pytest
             if patch is not None:
                 patch(importlib.import_module(module_name))
-            rc = pytest.main(['-x', '-q', '-p', 'no:cacheprovider', *tests])
+            # in this process: pytest.ini's '-n auto' would start workers
+            # that import the unmutated package
+            rc = pytest.main(['-x', '-q', '-p', 'no:cacheprovider', '-n', '0',
+                              *tests])
         finally:
             sys.stdout.flush()
             sys.stderr.flush()
