@@ -49,16 +49,20 @@ EQUIVALENTS = osp.join(ROOT, 'tools', 'analysis', 'mutation_equivalents.txt')
 # Each file's own tests. ``tests/**/test_<stem>_maths.py`` is added when it
 # exists.
 TESTS = {
-    'mmdidb/models/layers/binarizers.py': ['tests/models/test_binarizers.py'],
+    'mmdidb/models/layers/binarizers.py': ['tests/models/test_binarizers.py',
+                                           'tests/models/test_fast_training_graph.py'],
     'mmdidb/models/layers/diba.py': ['tests/models/test_diba.py'],
-    'mmdidb/models/layers/similarity.py': ['tests/models/test_diba.py'],
+    'mmdidb/models/layers/similarity.py': ['tests/models/test_diba.py',
+                                           'tests/models/test_fast_training_graph.py'],
     'mmdidb/models/layers/haar.py': ['tests/models/test_haar.py'],
-    'mmdidb/models/layers/irprelu.py': ['tests/models/test_irprelu.py'],
+    'mmdidb/models/layers/irprelu.py': ['tests/models/test_irprelu.py',
+                                        'tests/models/test_fast_training_graph.py'],
     'mmdidb/models/layers/local_difference.py': ['tests/models/test_diba.py'],
     'mmdidb/models/layers/wrapped_linear.py':
-    ['tests/deploy/test_deploy_layers.py'],
+    ['tests/deploy/test_deploy_layers.py', 'tests/models/test_fast_training_graph.py'],
     'mmdidb/models/layers/binary_linear.py':
-    ['tests/deploy/test_deploy_layers.py'],
+    ['tests/deploy/test_deploy_layers.py', 'tests/models/test_fast_training_graph.py',
+     'tests/deploy/test_deploy_fused.py'],
     'mmdidb/ops/packing.py': ['tests/ops/test_ops_packing.py',
                               'tests/ops/test_ops_validation.py'],
     'mmdidb/ops/reference.py': ['tests/ops/test_ops_products.py'],
@@ -67,11 +71,13 @@ TESTS = {
     'mmdidb/models/deploy/checkpoint.py':
     ['tests/deploy/test_deploy_maths.py', 'tests/deploy/test_deploy_model.py'],
     'mmdidb/models/deploy/packed_ops.py':
-    ['tests/deploy/test_deploy_layers.py'],
+    ['tests/deploy/test_deploy_layers.py', 'tests/deploy/test_deploy_fused.py',
+     'tests/ops/test_ops_fused.py'],
     # only dicts: its maths test checks every arch and variant
     'mmdidb/models/deploy/presets.py': [],
     'mmdidb/models/deploy/switch.py':
-    ['tests/deploy/test_deploy_maths.py', 'tests/deploy/test_deploy_model.py'],
+    ['tests/deploy/test_deploy_maths.py', 'tests/deploy/test_deploy_model.py',
+     'tests/deploy/test_deploy_fused.py', 'tests/deploy/test_graph_runtime.py'],
 }
 
 # ``math.sqrt(x)`` is a function call, not a method to drop
