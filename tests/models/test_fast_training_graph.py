@@ -16,6 +16,7 @@ from mmdidb.models.layers import (
     BinaryLinear,
     ElasticBinarizer,
     IRPReLU,
+    RSign,
     WrappedBinaryLinear,
     binarize_weight,
 )
@@ -270,3 +271,66 @@ def test_fused_nodes_run_under_autocast():
     for name, grad in grads.items():
         assert grad is not None and grad.dtype == torch.float32, name
         assert torch.isfinite(grad).all(), name
+
+
+def frozen_grads(fn, module, x, frozen, input_grad, seed=1):
+    """:func:`grads_of` with the parameters named in ``frozen`` (and the
+    input unless ``input_grad``) not requiring gradients."""
+    for name, param in module.named_parameters():
+        param.requires_grad_(name not in frozen)
+    module.zero_grad(set_to_none=True)
+    x = x.detach().clone().requires_grad_(input_grad)
+    out = fn(x)
+    proj = torch.randn(out.shape,
+                       generator=torch.Generator().manual_seed(seed))
+    (out * proj).sum().backward()
+    grads = {n: p.grad for n, p in module.named_parameters()
+             if p.requires_grad}
+    if input_grad:
+        grads['input'] = x.grad
+    return grads
+
+
+@pytest.mark.parametrize('frozen, input_grad', [
+    ((), False),  # a first layer: the input needs no gradient
+    (('input_binarizer.beta', ), True),
+    (('bias', ), True),
+    (('weight', ), False),
+])
+def test_binary_linear_gradients_with_frozen_parts(frozen, input_grad):
+    """Each gradient the fused node computes only on demand still comes out
+    when the others are not wanted (fine-tuning a part, raw inputs)."""
+    layer = randomise(BinaryLinear(24, 40))
+    x = torch.randn(3, 7, 24)
+    fast = frozen_grads(layer, layer, x, frozen, input_grad)
+    ref = frozen_grads(lambda t: ref_linear(layer, t), layer, x, frozen,
+                       input_grad)
+    assert len(fast) == 4 - len(frozen) - (not input_grad)
+    assert_same_grads(fast, ref)
+
+
+@pytest.mark.parametrize('frozen, input_grad', [
+    ((), False),
+    (('gamma', ), True),
+    (('slope', ), True),
+    (('gamma', 'slope'), False),
+    (('zeta', 'token_offset'), True),
+])
+def test_irprelu_gradients_with_frozen_parts(frozen, input_grad):
+    act = randomise(IRPReLU(16, num_tokens=TOKENS))
+    x = torch.randn(2, TOKENS, 16)
+    fast = frozen_grads(lambda t: act(t, GRID), act, x, frozen, input_grad)
+    ref = frozen_grads(lambda t: ref_irprelu(act, t, GRID), act, x, frozen,
+                       input_grad)
+    assert len(fast) == 4 + input_grad - len(frozen)
+    assert_same_grads(fast, ref)
+
+
+def test_rsign_shift_gets_its_gradient_for_an_input_without_one():
+    rsign = randomise(RSign(16))
+    x = torch.randn(2, 5, 16)
+    fast = frozen_grads(rsign, rsign, x, (), False)
+    ref = frozen_grads(lambda t: ref_rsign(t, rsign.beta), rsign, x, (),
+                       False)
+    assert list(fast) == ['beta']
+    assert_same_grads(fast, ref)
