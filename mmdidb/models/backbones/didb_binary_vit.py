@@ -83,7 +83,8 @@ class DIDBBinaryViT(DeployableMixin, BaseBackbone):
             offsets for other input sizes. Defaults to 'bicubic'.
         norm_cfg (dict): Norms. Defaults to LN with eps 1e-6.
         diba, theta, hfsc, hfsc_alpha, irprelu, binary_weights, binary_acts,
-        act_cfg, qkv_bias: The DIDB switches, as in :class:`DIDBViT`.
+        act_cfg, qkv_bias, diba_self_term, d_init_scale, hfsc_alpha_param:
+            The DIDB switches, as in :class:`DIDBViT`.
         deploy (bool): Build in deploy mode. Defaults to False.
         init_cfg (dict, optional): Initialisation config.
     """
@@ -118,6 +119,9 @@ class DIDBBinaryViT(DeployableMixin, BaseBackbone):
                  binary_acts: bool = True,
                  act_cfg: Optional[dict] = None,
                  qkv_bias: bool = True,
+                 diba_self_term: str = 'paper',
+                 d_init_scale: float = 0.0,
+                 hfsc_alpha_param: str = 'clamp',
                  deploy: bool = False,
                  init_cfg: Optional[dict] = None):
         super().__init__(init_cfg)
@@ -148,7 +152,8 @@ class DIDBBinaryViT(DeployableMixin, BaseBackbone):
                                                self.num_layers)
         cfgs = build_switches('DIDBBinaryViT', diba, theta, hfsc, hfsc_alpha,
                               irprelu, binary_weights, binary_acts, act_cfg,
-                              norm_cfg, qkv_bias)
+                              norm_cfg, qkv_bias, diba_self_term,
+                              d_init_scale, hfsc_alpha_param)
         self.switches = cfgs['switches']
 
         self.patch_embed = PatchEmbed(
