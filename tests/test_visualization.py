@@ -110,3 +110,25 @@ def test_effective_weights_of_d_are_differences():
     assert torch.equal(d[..., 0, :], torch.zeros(1, 2, 10))  # class token
     assert torch.equal(d[..., 1, 9], torch.zeros(1, 2))  # corners: no link
     assert d.abs().max() > 0.1
+
+
+def test_diba_stats_splits_v_s_gradient_by_term(tiny_checkpoint):
+    path = osp.join(REPO, 'tools/analysis/diba_stats.py')
+    spec = importlib.util.spec_from_file_location('diba_stats', path)
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    from mmpretrain.structures import DataSample
+    model, _ = load_model(CONFIG, str(tiny_checkpoint / 'tiny.pth'))
+    torch.manual_seed(0)
+    data = dict(inputs=torch.randn(4, 1, 28, 28),
+                data_samples=[DataSample().set_gt_label(i) for i in range(4)])
+    stats = tool.collect(model, data)
+    assert [row['layer'] for row in stats] == [0, 1, 2, 3]
+    alpha = model.backbone.layers[0].attn.attn_binarizer.alpha
+    assert stats[0]['heads'][0]['alpha'] == pytest.approx(alpha[0].item())
+    # the class-token readout: the last D gets no gradient, the others do
+    assert stats[3]['grad_norm_into_v']['d'] == 0.0
+    assert stats[0]['grad_norm_into_v']['d'] > 1e-4
+    assert set(stats[0]['term_norm']) == {'av', 'self', 'd'}
+    # 2 header lines + 8 heads, a blank line, 2 header lines + 4 layers
+    assert tool.markdown(stats).count('\n') == 2 + 8 + 1 + 2 + 4 - 1
