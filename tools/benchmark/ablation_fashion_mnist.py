@@ -154,13 +154,14 @@ def table(results, grid, epochs):
         opts = ' '.join(f'{k}={v}' for k, v in options.items())
         if config != BASE:
             opts = f'config `{config}` {opts}'.strip()
-        seconds = statistics.mean(r['seconds'] for r in runs)
+        timed = [r['seconds'] for r in runs if r.get('seconds') is not None]
+        seconds = f'{statistics.mean(timed):.0f}' if timed else '-'
         std_text = f'{std:.2f}' if len(accs) > 1 else 'n/a'
         rows.append(
             f'| {label} | {opts or "(none)"} | '
             f'{",".join(str(r["seed"]) for r in runs)} | '
             f'{statistics.mean(accs):.2f} ± {std_text} | '
-            f'{" / ".join(f"{a:.2f}" for a in accs)} | {seconds:.0f} |')
+            f'{" / ".join(f"{a:.2f}" for a in accs)} | {seconds} |')
     return header + '\n' + '\n'.join(rows)
 
 
@@ -218,7 +219,7 @@ def main():
             parser.error(f'--import: unknown variant {variant!r}')
         results.append(dict(
             variant=variant, grid=args.grid, seed=int(seed),
-            epochs=args.epochs, top1=last_top1(work_dir), seconds=float('nan'),
+            epochs=args.epochs, top1=last_top1(work_dir), seconds=None,
             params=None, machine=machine,
             date=datetime.date.today().isoformat(),
             command='tools/train.py ' + BASE + ' --cfg-options ' + ' '.join(
