@@ -84,7 +84,8 @@ class DIDBBinaryViT(PretrainedMixin, DeployableMixin, BaseBackbone):
             offsets for other input sizes. Defaults to 'bicubic'.
         norm_cfg (dict): Norms. Defaults to LN with eps 1e-6.
         diba, theta, hfsc, hfsc_alpha, irprelu, binary_weights, binary_acts,
-        act_cfg, qkv_bias: The DIDB switches, as in :class:`DIDBViT`.
+        act_cfg, qkv_bias, diba_self_term, d_init_scale, hfsc_alpha_param:
+            The DIDB switches, as in :class:`DIDBViT`.
         pad_to_patch (bool): Pad inputs that are not a multiple of
             ``patch_size`` at the bottom/right (as mmseg's ViT and Swin
             do); False makes such sizes an error. Defaults to True.
@@ -124,6 +125,9 @@ class DIDBBinaryViT(PretrainedMixin, DeployableMixin, BaseBackbone):
                  binary_acts: bool = True,
                  act_cfg: Optional[dict] = None,
                  qkv_bias: bool = True,
+                 diba_self_term: str = 'paper',
+                 d_init_scale: float = 0.0,
+                 hfsc_alpha_param: str = 'clamp',
                  pad_to_patch: bool = True,
                  pretrained: Optional[str] = None,
                  deploy: bool = False,
@@ -158,7 +162,8 @@ class DIDBBinaryViT(PretrainedMixin, DeployableMixin, BaseBackbone):
                                                self.num_layers)
         cfgs = build_switches('DIDBBinaryViT', diba, theta, hfsc, hfsc_alpha,
                               irprelu, binary_weights, binary_acts, act_cfg,
-                              norm_cfg, qkv_bias)
+                              norm_cfg, qkv_bias, diba_self_term,
+                              d_init_scale, hfsc_alpha_param)
         self.switches = cfgs['switches']
 
         self.patch_size = patch_size

@@ -97,7 +97,8 @@ class DIDBSwin(PretrainedMixin, DeployableMixin, BaseBackbone):
             Defaults to True.
         norm_cfg (dict): Norms. Defaults to LN.
         diba, theta, hfsc, hfsc_alpha, irprelu, binary_weights, binary_acts,
-        act_cfg, qkv_bias: The DIDB switches, as in :class:`DIDBViT`.
+        act_cfg, qkv_bias, diba_self_term, d_init_scale, hfsc_alpha_param:
+            The DIDB switches, as in :class:`DIDBViT`.
         frozen_stages (int): Stages to freeze, -1 for none. Defaults to -1.
         norm_eval (bool): Keep BatchNorms in eval mode. Defaults to False.
         patch_cfg (dict): Extra arguments of the patch embedding.
@@ -139,6 +140,9 @@ class DIDBSwin(PretrainedMixin, DeployableMixin, BaseBackbone):
                  binary_acts: bool = True,
                  act_cfg: Optional[dict] = None,
                  qkv_bias: bool = True,
+                 diba_self_term: str = 'paper',
+                 d_init_scale: float = 0.0,
+                 hfsc_alpha_param: str = 'clamp',
                  frozen_stages: int = -1,
                  norm_eval: bool = False,
                  patch_cfg: dict = dict(),
@@ -163,7 +167,8 @@ class DIDBSwin(PretrainedMixin, DeployableMixin, BaseBackbone):
         self.pad_to_window = pad_to_window
         cfgs = build_switches('DIDBSwin', diba, theta, hfsc, hfsc_alpha,
                               irprelu, binary_weights, binary_acts, act_cfg,
-                              norm_cfg, qkv_bias)
+                              norm_cfg, qkv_bias, diba_self_term,
+                              d_init_scale, hfsc_alpha_param)
         self.switches = cfgs['switches']
         self.out_indices = parse_stage_indices('DIDBSwin', out_indices,
                                                self.num_layers)

@@ -79,6 +79,20 @@ class DIDBViT(PretrainedMixin, DeployableMixin, BaseBackbone):
         act_cfg (dict, optional): Override the activation of the wrapped
             linears entirely (e.g. ``dict(type='GELU')``); takes precedence
             over ``irprelu``.
+        diba_self_term (str): DIBA's self term: ``'paper'``
+            (``(1 - A·1) ⊙ V``), ``'off'`` or ``'convex'`` (see
+            :class:`~mmdidb.models.layers.DIBA`). Defaults to ``'paper'``.
+        d_init_scale (float): Initial per-channel scale of DIBA's local
+            term ``D``. Defaults to 0.0.
+        hfsc_alpha_param (str): How HFSC keeps its fusion weight in [0, 1]:
+            ``'clamp'``, ``'clamp_ste'`` or ``'sigmoid'`` (see
+            :class:`~mmdidb.models.layers.HFSC`). Defaults to ``'clamp'``.
+        last_block_d (bool): Build DIBA's local term in the last layer.
+            With the class-token readout (``out_type='cls_token'``, last
+            layer only) it cannot reach the output: the class token gets
+            ``D = 0`` and everything after the attention is per token, so
+            it never trains. False leaves it out (allowed only there).
+            Defaults to True.
         frozen_stages (int): Layers to freeze. Defaults to -1.
         patch_cfg (dict): Extra arguments of the patch embedding.
         pad_to_patch (bool): Pad inputs (and ``img_size``) that are not a
@@ -133,6 +147,10 @@ class DIDBViT(PretrainedMixin, DeployableMixin, BaseBackbone):
                  binary_weights: bool = True,
                  binary_acts: bool = True,
                  act_cfg: Optional[dict] = None,
+                 diba_self_term: str = 'paper',
+                 d_init_scale: float = 0.0,
+                 hfsc_alpha_param: str = 'clamp',
+                 last_block_d: bool = True,
                  frozen_stages: int = -1,
                  patch_cfg: dict = dict(),
                  pad_to_patch: bool = True,
@@ -149,14 +167,22 @@ class DIDBViT(PretrainedMixin, DeployableMixin, BaseBackbone):
         img_size = _check_img_size(img_size, patch_size, pad_to_patch)
         cfgs = build_switches('DIDBViT', diba, theta, hfsc, hfsc_alpha,
                               irprelu, binary_weights, binary_acts, act_cfg,
-                              norm_cfg, qkv_bias)
+                              norm_cfg, qkv_bias, diba_self_term,
+                              d_init_scale, hfsc_alpha_param)
         if out_type not in self.OUT_TYPES:
             raise ValueError(f'out_type must be one of {self.OUT_TYPES}, got '
                              f'{out_type!r}')
         if out_type == 'cls_token' and not with_cls_token:
             raise ValueError('with_cls_token must be True when '
                              'out_type="cls_token"')
-        self.switches = cfgs['switches']
+        if not last_block_d and (out_type != 'cls_token'
+                                 or out_indices not in (-1, [-1], (-1, ))):
+            raise ValueError(
+                'DIDBViT: last_block_d=False drops a term that only the '
+                "class-token readout of the last layer cannot see; use it "
+                "with out_type='cls_token' and out_indices=-1, got "
+                f'out_type={out_type!r}, out_indices={out_indices!r}')
+        self.switches = dict(cfgs['switches'], last_block_d=last_block_d)
         self.patch_size = patch_size
         # mmcv's PatchEmbed pads the bottom/right corner to whole patches
         # (padding='corner', its default, as in mmseg's ViT)
@@ -185,11 +211,15 @@ class DIDBViT(PretrainedMixin, DeployableMixin, BaseBackbone):
 
         self.out_indices = self._parse_out_indices(out_indices)
         dpr = np.linspace(0, drop_path_rate, self.num_layers)
+        # theta=1 builds no D (last_block_d=False: the last layer's)
+        attn_cfgs = [cfgs['attn']] * self.num_layers
+        if not last_block_d:
+            attn_cfgs[-1] = dict(cfgs['attn'], theta=1)
         self.layers = nn.ModuleList([
             DIDBTransformerEncoderLayer(
                 self.embed_dims, self.arch_settings['num_heads'],
                 self.arch_settings['feedforward_channels'], num_tokens,
-                self.num_extra_tokens, float(dpr[i]), norm_cfg, cfgs['attn'],
+                self.num_extra_tokens, float(dpr[i]), norm_cfg, attn_cfgs[i],
                 cfgs['binary']) for i in range(self.num_layers)
         ])
 

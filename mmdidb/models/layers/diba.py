@@ -42,6 +42,15 @@ class DIBA(BaseModule):
             True; False gives the naive binary attention.
         theta (int): Odd size of D's neighbourhood; 1 turns D off.
             Defaults to 3.
+        self_term (str): DIBA's self term (only with ``diba=True``).
+            ``'paper'``: ``(1 - A·1) ⊙ V`` (METHOD.md). ``'off'``: no self
+            term, so ``A V + D(V)`` (the decomposition of DIBA into its two
+            parts). ``'convex'``: the differences ``A V - (A·1) ⊙ V`` divided
+            by ``max(1, A·1)``, so no row gives its own value a negative
+            weight; identical to ``'paper'`` while ``alpha·k <= 1``.
+            Defaults to ``'paper'``.
+        d_init_scale (float): Initial per-channel scale of ``D``. Defaults
+            to 0.0 (D starts off and its kernel gets no gradient at step 0).
         similarity_cfg (dict): ``HFSC`` or ``DotProductSimilarity``; the
             channel/head/binary arguments are filled in. Defaults to HFSC
             with ``alpha=0.9``.
@@ -77,8 +86,11 @@ class DIBA(BaseModule):
                  act_cfg: dict = dict(type='IRPReLU'),
                  norm_cfg: dict = dict(type='LN', eps=1e-6),
                  kv_num_tokens: Optional[int] = None,
+                 self_term: str = 'paper',
+                 d_init_scale: float = 0.0,
                  init_cfg: Optional[dict] = None):
         super().__init__(init_cfg)
+        check_self_term(self_term)
         kv_num_tokens = num_tokens if kv_num_tokens is None else kv_num_tokens
         if embed_dims % num_heads:
             raise ValueError(f'DIBA: embed_dims={embed_dims} is not divisible '
@@ -89,6 +101,7 @@ class DIBA(BaseModule):
         self.num_extra_tokens = num_extra_tokens
         self.scale = (embed_dims // num_heads)**-0.5
         self.diba = diba
+        self.self_term = self_term
         self.binary_acts = binary_acts
         self.deploy = False
 
@@ -112,8 +125,8 @@ class DIBA(BaseModule):
         else:
             self.attn_binarizer = self.v_binarizer = None
         self.local_difference = LocalDifference(
-            embed_dims, theta, num_extra_tokens,
-            binary_weights) if diba and theta > 1 else None
+            embed_dims, theta, num_extra_tokens, binary_weights,
+            init_scale=d_init_scale) if diba and theta > 1 else None
         self._register_load_state_dict_pre_hook(_split_fused_qkv, with_module=True)
 
     def logits(self, x: torch.Tensor, hw_shape: Optional[Sequence[int]],
@@ -160,12 +173,12 @@ class DIBA(BaseModule):
         else:
             out = attn @ v_heads
         reduced = v.shape[1] != attn.shape[-2]
-        if self.diba:
+        if self.diba and self.self_term != 'off':
             own = _upsample_tokens(v, v_hw_shape, hw_shape,
                                    self.num_extra_tokens) \
                 if reduced else v
-            out = out + (1 - attn.sum(dim=-1, keepdim=True)) * split_heads(
-                own, self.num_heads)
+            out = add_self_term(out, attn.sum(dim=-1, keepdim=True),
+                            split_heads(own, self.num_heads), self.self_term)
         out = merge_heads(out)
         if self.local_difference is not None:
             diff = self.local_difference(v, v_hw_shape or hw_shape, regions)
@@ -192,6 +205,40 @@ class DIBA(BaseModule):
     def switch_to_deploy(self) -> None:
         """Run ``A V`` on packed bits (no-op with full-precision activations)."""
         self.deploy = self.binary_acts
+
+
+SELF_TERMS = ('paper', 'off', 'convex')
+
+
+def check_self_term(self_term) -> None:
+    """Raise a ValueError naming ``diba_self_term`` unless it is known."""
+    if self_term not in SELF_TERMS:
+        raise ValueError(f'diba_self_term must be one of {SELF_TERMS} '
+                         f"('paper' is METHOD.md's (1 - A·1) ⊙ V), got "
+                         f'{self_term!r}')
+
+
+def add_self_term(av: torch.Tensor, row_sums: torch.Tensor, own: torch.Tensor,
+              mode: str = 'paper') -> torch.Tensor:
+    """Add DIBA's self term to ``A V``.
+
+    Args:
+        av (Tensor): ``A V``, (B, heads, N, d).
+        row_sums (Tensor): ``A·1 = alpha·k``, (B, heads, N, 1).
+        own (Tensor): Each query's own value, (B, heads, N, d).
+        mode (str): ``'paper'``: ``A V + (1 - A·1) ⊙ V``. ``'convex'``:
+            ``V + (A V - (A·1) ⊙ V) / max(1, A·1)``: the same while
+            ``A·1 <= 1``; above, the kept tokens' weights are scaled to sum
+            to one and the own value's weight is 0 instead of negative.
+
+    Returns:
+        Tensor: (B, heads, N, d).
+    """
+    if mode == 'paper':
+        return av + (1 - row_sums) * own
+    if mode == 'convex':
+        return own + (av - row_sums * own) / row_sums.clamp(min=1.0)
+    raise ValueError(f'add_self_term: unknown mode {mode!r}')
 
 
 def _split_fused_qkv(module, state_dict, prefix, *args, **kwargs):

@@ -19,14 +19,18 @@ class LocalDifference(nn.Module):
     tokens only see real neighbours (zero padding would add ``-w v_i`` terms
     for absent ones). The kernel is binarized like every binary weight; the
     input V is already ±1 when activations are binary. A learnable
-    per-channel scale ``s`` starts at 0, so the term starts switched off and
-    the model first trains as plain DIBA. Extra (class) tokens get ``D = 0``.
+    per-channel scale ``s`` starts at ``init_scale``. At 0 (the default) the
+    term starts switched off and the model first trains as plain DIBA, but
+    then the kernel gets no gradient until ``s`` has moved. Extra (class)
+    tokens get ``D = 0``.
 
     Args:
         channels (int): Channels of V (heads x head dim).
         theta (int): Odd kernel size; 1 gives ``D = 0``.
         num_extra_tokens (int): Leading tokens off the grid. Defaults to 1.
         binary_weights (bool): Binarize the kernel. Defaults to True.
+        init_scale (float): Initial value of the per-channel scale ``s``.
+            Defaults to 0.0.
 
     Deploy mode (:meth:`switch_to_deploy`, binary kernel only): the float
     kernel is replaced by its signs packed 1 bit per weight
@@ -38,15 +42,19 @@ class LocalDifference(nn.Module):
     """
 
     def __init__(self, channels: int, theta: int = 3, num_extra_tokens: int = 1,
-                 binary_weights: bool = True):
+                 binary_weights: bool = True, init_scale: float = 0.0):
         super().__init__()
         check_theta(theta)
+        if isinstance(init_scale, bool) or \
+                not isinstance(init_scale, (int, float)):
+            raise ValueError(f'd_init_scale must be a number (0 starts D '
+                             f'switched off), got {init_scale!r}')
         self.theta = theta
         self.num_extra_tokens = num_extra_tokens
         self.binary_weights = binary_weights
         self.weight = nn.Parameter(torch.empty(channels, 1, theta, theta))
         nn.init.kaiming_uniform_(self.weight, a=5**0.5)
-        self.scale = nn.Parameter(torch.zeros(channels))
+        self.scale = nn.Parameter(torch.full((channels, ), float(init_scale)))
         self.deploy = False
 
     def kernel(self) -> torch.Tensor:

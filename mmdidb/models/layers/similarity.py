@@ -1,4 +1,5 @@
 """Attention similarity ``Q Kᵀ``: plain binary, or HFSC (METHOD.md section 4)."""
+import math
 from typing import Callable, Optional, Sequence
 
 import torch
@@ -96,7 +97,8 @@ class HFSC(nn.Module):
     stationary Haar split of the attention input. The two bands share the
     attention's Q/K projections (METHOD.md choice: DeiT-compatible parameters
     and checkpoints); each band has its own activation binarizers because the
-    bands' value ranges differ. ``a`` is learnable and clamped to [0, 1].
+    bands' value ranges differ. ``a`` is learnable and kept in [0, 1]; how
+    is ``alpha_param`` (:meth:`fusion_weight`).
 
     Args:
         embed_dims (int): Channels of Q and K.
@@ -105,6 +107,13 @@ class HFSC(nn.Module):
         num_extra_tokens (int): Leading tokens off the patch grid.
         alpha (float): Initial ``a`` in [0, 1]. Defaults to 0.9.
         learnable_alpha (bool): Learn ``a``. Defaults to True.
+        alpha_param (str): How the parameter gives ``a``. ``'clamp'``:
+            ``a = clamp(p, 0, 1)``; once an update pushes ``p`` outside,
+            its gradient is 0 and nothing brings it back. ``'clamp_ste'``:
+            the same forward value, but the gradient passes as if there
+            were no clamp. ``'sigmoid'``: ``a = sigmoid(p)``, ``p``
+            initialised to ``logit(alpha)``, so ``alpha`` must lie strictly
+            inside (0, 1). Defaults to ``'clamp'``.
     """
 
     def __init__(self,
@@ -113,11 +122,16 @@ class HFSC(nn.Module):
                  binary_acts: bool = True,
                  num_extra_tokens: int = 1,
                  alpha: float = 0.9,
-                 learnable_alpha: bool = True):
+                 learnable_alpha: bool = True,
+                 alpha_param: str = 'clamp'):
         super().__init__()
         if not 0.0 <= alpha <= 1.0:
             raise ValueError(f'HFSC: alpha (hfsc_alpha) must be in [0, 1], '
                              f'got {alpha}')
+        check_alpha_param(alpha_param, alpha)
+        self.alpha_param = alpha_param
+        if alpha_param == 'sigmoid':
+            alpha = math.log(alpha / (1 - alpha))
         self.num_heads = num_heads
         self.split = StationaryHaarSplit(num_extra_tokens)
         self.low = _QKBinarizers(embed_dims, binary_acts)
@@ -152,13 +166,24 @@ class HFSC(nn.Module):
             k_in = torch.cat(self.split(kv, kv_hw_shape, regions))
         q = apply_activation(q_proj, q_in, hw_shape)
         k = apply_activation(k_proj, k_in, kv_hw_shape)
-        a = self.alpha.clamp(0.0, 1.0)
+        a = self.fusion_weight()
         if self.low.deploy:
             sims = [binarizers.product(q_band, k_band, self.num_heads)
                     for q_band, k_band, binarizers in zip(
                         q.chunk(2), k.chunk(2), (self.low, self.high))]
             return a * sims[0] + (1 - a) * sims[1]
         return self.mixed_product(q, k, torch.stack([a, 1 - a]))
+
+    def fusion_weight(self) -> torch.Tensor:
+        """The weight ``a`` of the low band, in [0, 1]."""
+        if self.alpha_param == 'sigmoid':
+            return self.alpha.sigmoid()
+        a = self.alpha.clamp(0.0, 1.0)
+        if self.alpha_param == 'clamp_ste':
+            # the clamped value, with the unclamped parameter's gradient
+            a = self.alpha + (a - self.alpha).detach()
+        return a
+
 
     def mixed_product(self, q: torch.Tensor, k: torch.Tensor,
                       weights: torch.Tensor) -> torch.Tensor:
@@ -208,3 +233,17 @@ class _MixedBandProduct(torch.autograd.Function):
             grad_w = (grad_q * q).flatten(1).sum(1)
         w = weights.view(-1, *([1] * (q.dim() - 1)))
         return grad_q.mul_(w), grad_k.mul_(w), grad_w
+
+
+ALPHA_PARAMS = ('clamp', 'clamp_ste', 'sigmoid')
+
+
+def check_alpha_param(alpha_param, alpha: float = 0.9) -> None:
+    """Raise a ValueError naming ``hfsc_alpha_param`` if it cannot work."""
+    if alpha_param not in ALPHA_PARAMS:
+        raise ValueError(f'hfsc_alpha_param must be one of {ALPHA_PARAMS}, '
+                         f'got {alpha_param!r}')
+    if alpha_param == 'sigmoid' and not 0.0 < alpha < 1.0:
+        raise ValueError(f"hfsc_alpha_param='sigmoid' needs hfsc_alpha "
+                         f'strictly inside (0, 1) (its logit is the '
+                         f'parameter), got {alpha}')

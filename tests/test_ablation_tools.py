@@ -1,0 +1,57 @@
+"""The ablation benchmark's bookkeeping and its plot (nothing is trained)."""
+import importlib.util
+import json
+import os.path as osp
+
+from PIL import Image
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+
+
+def _load(path, name):
+    spec = importlib.util.spec_from_file_location(name, osp.join(REPO, path))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+RESULTS = [
+    dict(variant='full', grid=7, seed=0, epochs=4, top1=82.0, seconds=10.0),
+    dict(variant='full', grid=7, seed=1, epochs=4, top1=84.0, seconds=20.0),
+    dict(variant='naive', grid=7, seed=0, epochs=4, top1=80.5, seconds=9.0),
+    # other grid / budget: not in the grid-7, 4-epoch table
+    dict(variant='naive', grid=4, seed=0, epochs=4, top1=10.0, seconds=1.0),
+    dict(variant='fp', grid=7, seed=0, epochs=2, top1=10.0, seconds=1.0),
+]
+
+
+def test_table_has_mean_and_sample_std_per_variant():
+    bench = _load('tools/benchmark/ablation_fashion_mnist.py', 'ablation')
+    rows = bench.table(RESULTS, 7, 4).splitlines()[2:]
+    assert len(rows) == 2
+    assert '| full DIDB | (none) | 0,1 | 83.00 ± 1.41 | 82.00 / 84.00 | 15 |' \
+        == rows[0]
+    assert rows[1].startswith('| naive binary | model.backbone.diba=False ')
+    assert '| 0 | 80.50 ± n/a | 80.50 | 9 |' in rows[1]
+
+
+def test_run_options_set_grid_seed_and_epochs():
+    bench = _load('tools/benchmark/ablation_fashion_mnist.py', 'ablation')
+    options = bench.run_options('no_diba', 7, 2, 3)
+    assert options == {'model.backbone.diba': False,
+                       'model.backbone.patch_size': 4,
+                       'randomness.seed': 2, 'train_cfg.max_epochs': 3}
+    assert bench.find(RESULTS, 'full', 7, 1, 4)['top1'] == 84.0
+    assert bench.find(RESULTS, 'full', 7, 2, 4) is None
+
+
+def test_plot_draws_the_recorded_numbers(tmp_path):
+    plot = _load('tools/analysis/plot_ablation.py', 'plot_ablation')
+    assert plot.aggregate(RESULTS, 7, 4) == [('full DIDB', [82.0, 84.0]),
+                                             ('naive binary', [80.5])]
+    results = tmp_path / 'results.json'
+    results.write_text(json.dumps(RESULTS))
+    out = plot.main(['--results', str(results), '--out',
+                     str(tmp_path / 'plot.png')])
+    with Image.open(out) as png:
+        assert png.format == 'PNG'
