@@ -51,13 +51,16 @@ EQUIVALENTS = osp.join(ROOT, 'tools', 'analysis', 'mutation_equivalents.txt')
 TESTS = {
     'mmdidb/models/layers/binarizers.py': ['tests/models/test_binarizers.py',
                                            'tests/models/test_fast_training_graph.py'],
-    'mmdidb/models/layers/diba.py': ['tests/models/test_diba.py'],
+    'mmdidb/models/layers/diba.py': ['tests/models/test_diba.py',
+                                     'tests/models/test_didb_switches.py'],
     'mmdidb/models/layers/similarity.py': ['tests/models/test_diba.py',
+                                           'tests/models/test_didb_switches.py',
                                            'tests/models/test_fast_training_graph.py'],
     'mmdidb/models/layers/haar.py': ['tests/models/test_haar.py'],
     'mmdidb/models/layers/irprelu.py': ['tests/models/test_irprelu.py',
                                         'tests/models/test_fast_training_graph.py'],
-    'mmdidb/models/layers/local_difference.py': ['tests/models/test_diba.py'],
+    'mmdidb/models/layers/local_difference.py': [
+        'tests/models/test_diba.py', 'tests/models/test_didb_switches.py'],
     'mmdidb/models/layers/wrapped_linear.py':
     ['tests/deploy/test_deploy_layers.py', 'tests/models/test_fast_training_graph.py'],
     'mmdidb/models/layers/binary_linear.py':
