@@ -72,3 +72,22 @@ def destroy_process_group() -> None:
     if dist.is_available() and dist.is_initialized():
         dist.barrier()
         dist.destroy_process_group()
+
+
+def write_benchmark_section(path: str, text: str, section: str) -> None:
+    """Replace (or append) one ``## `` section of a benchmarks file.
+
+    Args:
+        path (str): The Markdown file, e.g. ``docs/benchmarks.md``; created
+            with a ``# Benchmarks`` title if missing.
+        text (str): The new section, starting with its ``section`` heading.
+        section (str): The heading line's start that identifies the old
+            section; everything from it to the next ``## `` heading goes.
+    """
+    old = open(path).read() if osp.exists(path) else '# Benchmarks\n'
+    start = old.find(section)
+    if start >= 0:
+        end = old.find('\n## ', start + len(section))
+        old = old[:start] + (old[end + 1:] if end >= 0 else '')
+    with open(path, 'w') as f:
+        f.write(old.rstrip('\n') + '\n\n' + text)

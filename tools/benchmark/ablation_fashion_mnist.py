@@ -165,17 +165,6 @@ def table(results, grid, epochs):
     return header + '\n' + '\n'.join(rows)
 
 
-def write_section(path, text, section):
-    """Replace (or append) our section of the benchmarks file."""
-    old = open(path).read() if osp.exists(path) else '# Benchmarks\n'
-    start = old.find(section)
-    if start >= 0:
-        end = old.find('\n## ', start + len(section))
-        old = old[:start] + (old[end + 1:] if end >= 0 else '')
-    with open(path, 'w') as f:
-        f.write(old.rstrip('\n') + '\n\n' + text)
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--grid', type=int, default=7, choices=(4, 7, 14),
@@ -250,7 +239,8 @@ def main():
     machines = sorted({r['machine'] for r in results
                        if r['grid'] == args.grid})
     section = section_title(args.grid)
-    write_section(args.output, (
+    from mmdidb.apis import write_benchmark_section
+    write_benchmark_section(args.output, (
         f'{section}\n\n'
         'Quick-start recipe (4 layers, 64 channels, 2 heads, AdamW lr 3e-3, '
         f'batch 256, {args.epochs} epochs, flips), patch size '

@@ -24,7 +24,7 @@ import sys
 from mmengine.runner import Runner, find_latest_checkpoint
 
 import mmdidb  # noqa: F401  (applies mmdidb.compat before mmpretrain loads)
-from mmdidb.apis import load_config
+from mmdidb.apis import load_config, write_benchmark_section
 from mmdidb.engine import MetricsRecorderHook
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -81,17 +81,6 @@ def train(config, epochs, work_root, teacher_checkpoint=None):
         params, cfg.train_cfg.max_epochs
 
 
-def write_section(path, text, section=SECTION):
-    """Replace (or append) our section of the benchmarks file."""
-    old = open(path).read() if osp.exists(path) else '# Benchmarks\n'
-    start = old.find(section)
-    if start >= 0:
-        end = old.find('\n## ', start + len(section))
-        old = old[:start] + (old[end + 1:] if end >= 0 else '')
-    with open(path, 'w') as f:
-        f.write(old.rstrip('\n') + '\n\n' + text)
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--epochs', type=int, default=None,
@@ -133,7 +122,7 @@ def main():
             'training budget (same schedule, batch, augmentation).\n\n'
             f'{table}\n')
     print(table)
-    write_section(args.output, text, section)
+    write_benchmark_section(args.output, text, section)
 
 
 if __name__ == '__main__':

@@ -23,7 +23,7 @@ import time
 from mmengine.runner import Runner
 
 import mmdidb  # noqa: F401  (applies mmdidb.compat before mmseg loads)
-from mmdidb.apis import load_config
+from mmdidb.apis import load_config, write_benchmark_section
 from mmdidb.engine import MetricsRecorderHook
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -73,17 +73,6 @@ def train(config, data_root, work_root, iters=None):
     params = (sum(p.numel() for p in runner.model.parameters()),
               sum(p.numel() for p in runner.model.backbone.parameters()))
     return recorder.last_metrics, seconds, params, cfg.train_cfg.max_iters
-
-
-def write_section(path, text):
-    """Replace (or append) our section of the benchmarks file."""
-    old = open(path).read() if osp.exists(path) else '# Benchmarks\n'
-    start = old.find(SECTION)
-    if start >= 0:
-        end = old.find('\n## ', start + len(SECTION))
-        old = old[:start] + (old[end + 1:] if end >= 0 else '')
-    with open(path, 'w') as f:
-        f.write(old.rstrip('\n') + '\n\n' + text)
 
 
 def ensure_data(data_root):
@@ -156,7 +145,7 @@ def main():
         'shows the whole pipeline working on real data.\n\n'
         f'{table}\n')
     print(table)
-    write_section(args.output, text)
+    write_benchmark_section(args.output, text, SECTION)
 
 
 if __name__ == '__main__':
