@@ -103,6 +103,7 @@ def main():
     mode = ', deploy mode' if deploy else ''
     runner.logger.info(f'Test metrics ({args.checkpoint}{mode}): '
                        f'{format_metrics(metrics)}')
+    del runner  # its DDP wrapper holds the process group
     destroy_process_group()
 
 

@@ -74,6 +74,7 @@ def main():
             f'Final validation metrics of {args.config}: '
             f'{format_metrics(recorder.last_metrics)} '
             f'(training time {recorder.train_seconds:.0f} s)')
+    del runner  # its DDP wrapper holds the process group
     destroy_process_group()
 
 

@@ -66,12 +66,20 @@ def destroy_process_group() -> None:
     native worker threads joinable while C++ statics are destroyed, and
     the process can then die by SIGABRT ("terminate called without an
     active exception") after a run that succeeded. Call this on the success
-    path only: the barrier waits for every rank.
+    path only: the barrier waits for every rank. Drop the runner first
+    (``del runner``): its DDP wrapper holds the group too.
     """
+    import gc
+
     import torch.distributed as dist
     if dist.is_available() and dist.is_initialized():
         dist.barrier()
+        # objects that hold the group in C++ (DDP's reducer) must go first:
+        # the group dies with its last holder, and that must happen here,
+        # while the interpreter is fully alive
+        gc.collect()
         dist.destroy_process_group()
+        gc.collect()
 
 
 def write_benchmark_section(path: str, text: str, section: str) -> None:
