@@ -132,3 +132,8 @@ def test_diba_stats_splits_v_s_gradient_by_term(tiny_checkpoint):
     assert set(stats[0]['term_norm']) == {'av', 'self', 'd'}
     # 2 header lines + 8 heads, a blank line, 2 header lines + 4 layers
     assert tool.markdown(stats).count('\n') == 2 + 8 + 1 + 2 + 4 - 1
+    # a deploy model has no per-term gradients: refused, naming the fix
+    from mmdidb.models.deploy import switch_to_deploy
+    switch_to_deploy(model)
+    with pytest.raises(ValueError, match='training checkpoint'):
+        tool.collect(model, data)

@@ -42,8 +42,9 @@ def _recording_aggregate(record):
 
     def aggregate(self, attn, v, hw_shape=None, v_hw_shape=None,
                   regions=None):
-        if v.shape[1] != attn.shape[-2] or self.deploy:
-            raise NotImplementedError('diba_stats: plain DIBA only')
+        # find_didb_vit gives DIDBViT, whose DIBA has no reduced keys;
+        # deploy mode has no gradients to split (checked in collect)
+        assert v.shape[1] == attn.shape[-2] and not self.deploy
         reference = type(self).aggregate(self, attn.detach(), v.detach(),
                                          hw_shape, v_hw_shape, regions)
         copies = {name: v.clone() for name in ('av', 'self', 'd')}
@@ -78,6 +79,11 @@ def _summary(t):
 def collect(model, data) -> list:
     """Statistics per layer for one preprocessed batch ``data``."""
     backbone = find_didb_vit(model)
+    if any(getattr(m, 'deploy', False) for m in backbone.modules()):
+        raise ValueError(
+            'diba_stats needs the training graph (gradients per term): give '
+            'a training checkpoint, not a deploy checkpoint written by '
+            'tools/deploy/convert.py')
     records = []
     for layer in backbone.layers:
         record = {}
