@@ -40,7 +40,8 @@ def test_run_options_set_grid_seed_and_epochs():
     options = bench.run_options('no_diba', 7, 2, 3)
     assert options == {'model.backbone.diba': False,
                        'model.backbone.patch_size': 4,
-                       'randomness.seed': 2, 'train_cfg.max_epochs': 3}
+                       'randomness.seed': 2, 'train_cfg.max_epochs': 3,
+                       'train_cfg.val_interval': 3}
     assert bench.find(RESULTS, 'full', 7, 1, 4)['top1'] == 84.0
     assert bench.find(RESULTS, 'full', 7, 2, 4) is None
 

@@ -50,3 +50,15 @@ def test_token_split_keeps_class_token_apart():
 def test_token_split_rejects_wrong_grid():
     with pytest.raises(ValueError, match='hw_shape'):
         StationaryHaarSplit()(torch.randn(1, 1 + 12, 4), (3, 5))
+
+
+def test_replicate_padding_by_concatenation_equals_f_pad():
+    # haar_split_grid pads by concatenation (torch.compile-friendly): the
+    # numbers must be F.pad's replicate padding, for odd and even grids
+    import torch.nn.functional as F
+
+    from mmdidb.models.layers.haar import _pad_last_replicate
+    for shape in [(2, 3, 7, 7), (1, 2, 4, 5), (1, 1, 1, 1)]:
+        x = torch.randn(shape)
+        assert torch.equal(_pad_last_replicate(x),
+                           F.pad(x, (0, 1, 0, 1), mode='replicate'))

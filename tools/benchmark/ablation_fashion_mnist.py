@@ -18,7 +18,9 @@ Usage:
 The plot of the table: ``tools/analysis/plot_ablation.py``.
 """
 import argparse
+import contextlib
 import datetime
+import fcntl
 import json
 import os
 import os.path as osp
@@ -75,6 +77,8 @@ def run_options(variant, grid, seed, epochs):
     options['randomness.seed'] = seed
     if epochs is not None:
         options['train_cfg.max_epochs'] = epochs
+        # validation does not change training: only the last one is read
+        options['train_cfg.val_interval'] = epochs
     return options
 
 
@@ -89,6 +93,18 @@ def save_results(path, results):
     with open(path, 'w') as f:
         json.dump(results, f, indent=1)
         f.write('\n')
+
+
+@contextlib.contextmanager
+def locked(path):
+    """Hold an exclusive lock on ``path``'s lock file: parallel runs of
+    this script append to one results file without losing a run."""
+    with open(path + '.lock', 'w') as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def find(results, variant, grid, seed, epochs):
@@ -226,13 +242,15 @@ def main():
                                     f'{variant}_s{seed}')
                 top1, seconds, epochs, params = train(
                     variant, args.grid, seed, args.epochs, work_dir)
-                results = load_results(args.results)  # another run may add
-                results.append(dict(
-                    variant=variant, grid=args.grid, seed=seed,
-                    epochs=epochs, top1=top1, seconds=seconds, params=params,
-                    machine=machine, date=datetime.date.today().isoformat(),
-                    command=' '.join(sys.argv)))
-                save_results(args.results, results)
+                with locked(args.results):
+                    results = load_results(args.results)  # others may add
+                    results.append(dict(
+                        variant=variant, grid=args.grid, seed=seed,
+                        epochs=epochs, top1=top1, seconds=seconds,
+                        params=params, machine=machine,
+                        date=datetime.date.today().isoformat(),
+                        command=' '.join(sys.argv)))
+                    save_results(args.results, results)
                 print(f'{variant} seed {seed}: top-1 {top1:.2f}')
     text = table(results, args.grid, args.epochs)
     print(text)

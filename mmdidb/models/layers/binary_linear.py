@@ -3,12 +3,22 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mmdidb.ops import cpu_fused
+
 from ..deploy.packed_ops import (
     binary_linear,
     binary_linear_fused,
     pack_binary_weight,
 )
-from .binarizers import RSign, _sign_, approx_sign_slope, binarize_weight, sum_to
+from .binarizers import (
+    RSign,
+    _sign_,
+    approx_sign_slope,
+    binarize_weight,
+    channel_sum_to,
+    fused_shift_applies,
+    sum_to,
+)
 
 
 class _SignedInputLinear(torch.autograd.Function):
@@ -34,6 +44,9 @@ class _SignedInputLinear(torch.autograd.Function):
         needs = ctx.needs_input_grad
         grad_2d = grad_output.reshape(-1, grad_output.shape[-1])
         grad_weight = grad_bias = grad_u = grad_beta = None
+        if fused_shift_applies(x, beta, grad_output, weight):
+            return _SignedInputLinear._fused_backward(ctx, grad_2d, x, beta,
+                                                      weight)
         u = x + beta
         # the products in the gradient's dtype: under autocast F.linear ran
         # in half precision, and autograd casts each result back to its
@@ -50,6 +63,27 @@ class _SignedInputLinear(torch.autograd.Function):
                 approx_sign_slope(u))
             if needs[1]:
                 grad_beta = sum_to(grad_u, beta.shape)
+        return grad_u, grad_beta, None, grad_weight, grad_bias
+
+    @staticmethod
+    def _fused_backward(ctx, grad_2d, x, beta, weight):
+        """The same gradients with the element-wise chain (shift, sign,
+        ApproxSign slope, beta's sum) as one C pass on float32 CPU tensors."""
+        needs = ctx.needs_input_grad
+        grad_weight = grad_bias = grad_u = grad_beta = None
+        signs = None
+        if needs[0] or needs[1]:
+            grad_u = grad_2d.mm(weight).view(x.shape)
+            grad_u, grad_beta, signs = cpu_fused.approx_sign_backward_(
+                grad_u, x, beta, want_signs=needs[3])
+            grad_beta = channel_sum_to(grad_beta, beta.shape, beta.dtype) \
+                if needs[1] else None
+        if needs[3]:
+            if signs is None:
+                signs = cpu_fused.sign_shift(x, beta)
+            grad_weight = grad_2d.t().mm(signs.view(-1, signs.shape[-1]))
+        if needs[4] and ctx.has_bias:
+            grad_bias = grad_2d.sum(0)
         return grad_u, grad_beta, None, grad_weight, grad_bias
 
 

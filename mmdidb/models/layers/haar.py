@@ -23,8 +23,8 @@ def haar_split_grid(grid: torch.Tensor,
     replicate padding at the border also averages only in-grid members.
     """
     if regions is None:
-        padded = F.pad(grid, (0, 1, 0, 1), mode='replicate')
-        low = F.avg_pool2d(padded, kernel_size=2, stride=1)
+        low = F.avg_pool2d(_pad_last_replicate(grid), kernel_size=2,
+                           stride=1)
         return low, grid - low
     low = torch.zeros_like(grid)
     for mask in region_masks(regions, grid.dtype):
@@ -32,6 +32,16 @@ def haar_split_grid(grid: torch.Tensor,
         counts = _box2x2_sum(mask).clamp(min=1)
         low = low + per_window(sums, mask / counts)
     return low, grid - low
+
+
+def _pad_last_replicate(grid: torch.Tensor) -> torch.Tensor:
+    """``F.pad(grid, (0, 1, 0, 1), mode='replicate')``, as concatenations.
+
+    The same numbers; torch.compile's CPU backend (torch 2.13) rejects the
+    strides of ``replication_pad2d_backward``, which this avoids.
+    """
+    grid = torch.cat([grid, grid[..., -1:]], dim=-1)
+    return torch.cat([grid, grid[..., -1:, :]], dim=-2)
 
 
 def _box2x2_sum(grid: torch.Tensor) -> torch.Tensor:

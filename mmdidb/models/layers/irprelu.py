@@ -6,7 +6,9 @@ import torch.nn.functional as F
 from mmengine.registry import MODELS
 from torch import nn
 
-from .binarizers import sum_to
+from mmdidb.ops import cpu_fused
+
+from .binarizers import channel_sum_to, sum_to
 from .token_grid import resize_token_param, tile_window_param
 
 
@@ -24,6 +26,8 @@ class _ShiftedPReLU(torch.autograd.Function):
     def forward(ctx, x, gamma, slope, shift):
         ctx.save_for_backward(x, gamma, slope)
         ctx.shift_shape = shift.shape
+        if _fused_applies(x, gamma, slope, shift):
+            return cpu_fused.shifted_prelu(x, gamma, slope, shift)
         # F.prelu takes channels on dim 1: a 2-D view puts them there.
         y = F.prelu((x - gamma).reshape(-1, x.shape[-1]), slope)
         return y.view_as(x).add_(shift)
@@ -31,6 +35,8 @@ class _ShiftedPReLU(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_output):
         x, gamma, slope = ctx.saved_tensors
+        if _fused_applies(x, gamma, slope, grad_output):
+            return _fused_backward(ctx, grad_output, x, gamma, slope)
         shifted = x - gamma
         # 1[x - gamma <= 0], where torch's PReLU takes the slope
         neg_grad = torch.le(shifted, 0, out=torch.empty_like(shifted))
@@ -46,6 +52,40 @@ class _ShiftedPReLU(torch.autograd.Function):
         if needs[3]:
             grad_shift = sum_to(grad_output, ctx.shift_shape)
         return grad_x, grad_gamma, grad_slope, grad_shift
+
+
+def _fused_applies(x, gamma, slope, *others):
+    """Float32 CPU tensors, channels last, per-channel (or shared)
+    parameters: the fused C kernels of :mod:`mmdidb.ops.cpu_fused`."""
+    channels = x.shape[-1] if x.dim() else 0
+    return (x.dim() >= 2 and gamma.numel() in (1, channels)
+            and slope.numel() in (1, channels)
+            and cpu_fused.applies(x, gamma, slope, *others))
+
+
+def _fused_backward(ctx, grad_output, x, gamma, slope):
+    """:meth:`_ShiftedPReLU.backward` as one C pass (same ``dL/dx``, the
+    parameter sums to float rounding)."""
+    grad_x, grad_sum, grad_slope, grad_shift = \
+        cpu_fused.shifted_prelu_backward(grad_output, x, gamma, slope,
+                                         ctx.shift_shape)
+    needs = ctx.needs_input_grad
+    dtype = x.dtype
+    return (grad_x,
+            channel_sum_to(grad_sum.neg(), gamma.shape, dtype)
+            if needs[1] else None,
+            channel_sum_to(grad_slope, slope.shape, dtype)
+            if needs[2] else None,
+            sum_to(grad_shift.to(dtype).reshape(
+                _table_shape(ctx.shift_shape, grad_shift)), ctx.shift_shape)
+            if needs[3] else None)
+
+
+def _table_shape(shift_shape, table):
+    """The (T, C) table of shift gradients at ``shift_shape``'s rank."""
+    if len(shift_shape) < 2:
+        return table.shape[-1:]
+    return (1, ) * (len(shift_shape) - 2) + tuple(table.shape)
 
 
 @MODELS.register_module()
