@@ -46,3 +46,28 @@ def _fresh_default_scope():
     """
     yield
     DefaultScope._instance_dict.clear()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    report = (yield).get_result()
+    if report.when == 'call':
+        item.mmdidb_call_passed = report.passed
+
+
+@pytest.fixture(autouse=True)
+def _drop_checkpoints_of_passing_tests(request):
+    """Delete the ``.pth`` files a passing test left in its ``tmp_path``.
+
+    The config tests save a checkpoint of every model they train (up to
+    hundreds of MB each, optimizer state included); pytest keeps the last
+    three runs' temporary folders, so without this a few suite runs fill
+    the disk. A failing test keeps its files for inspection.
+    """
+    tmp_path = (request.getfixturevalue('tmp_path')
+                if 'tmp_path' in request.fixturenames else None)
+    yield
+    if tmp_path is not None and getattr(request.node, 'mmdidb_call_passed',
+                                        False):
+        for checkpoint in tmp_path.rglob('*.pth'):
+            checkpoint.unlink()
