@@ -130,8 +130,26 @@ def test_diba_stats_splits_v_s_gradient_by_term(tiny_checkpoint):
     assert stats[3]['grad_norm_into_v']['d'] == 0.0
     assert stats[0]['grad_norm_into_v']['d'] > 1e-4
     assert set(stats[0]['term_norm']) == {'av', 'self', 'd'}
-    # 2 header lines + 8 heads, a blank line, 2 header lines + 4 layers
-    assert tool.markdown(stats).count('\n') == 2 + 8 + 1 + 2 + 4 - 1
+    # 2 header lines + 8 heads, then twice a blank line, 2 header lines
+    # and 4 layers
+    # adding c * v_i (c = 1 - alpha·k > 0 here) only moves sign(x + beta)
+    # towards sign(v_i): the self term raises the agreement, here by 0.2-0.3
+    for row in stats:
+        agreement = row['own_sign_agreement']
+        assert agreement['with_self'] >= agreement['without_self'] + 0.1
+    assert tool.markdown(stats).count('\n') == 2 + 8 + 2 * (1 + 2 + 4) - 1
+    # sign(out + beta) == sign(own value): with beta far above / below every
+    # output, the proj input is all +1 / all -1, and the two fractions are
+    # the shares of own values >= 0 and < 0
+    beta = model.backbone.layers[0].attn.proj.input_binarizer.beta
+    shares = []
+    for big in (1e6, -1e6):
+        with torch.no_grad():
+            beta.fill_(big)
+        shares.append(tool.collect(model, data)[0]['own_sign_agreement'])
+    for key in ('with_self', 'without_self'):
+        assert shares[0][key] + shares[1][key] == pytest.approx(1.0)
+        assert 0.2 < shares[0][key] < 0.8  # both signs occur
     # a deploy model has no per-term gradients: refused, naming the fix
     from mmdidb.models.deploy import switch_to_deploy
     switch_to_deploy(model)

@@ -4,9 +4,12 @@ For each layer (and head) of a DIDBViT: the attention scale alpha, the kept
 token count k and ``alpha·k`` (how far the binarized rows are from summing
 to one; ``1 - alpha·k`` is the self weight), the mean token norm of each
 term of DIBA's output (``A·V``, the self term, ``D(V)``), D's per-channel
-scale, HFSC's fusion weight, and the norm of the gradient of the training
+scale, HFSC's fusion weight, the norm of the gradient of the training
 loss reaching V through each term (one batch of the config's test split,
-the model's own loss).
+the model's own loss), and how often the output projection's binarized
+input ``sign(out + beta)`` equals the sign of the token's own value, with
+and without the self term (how much of the binary attention's mixing
+survives binarization).
 
 Usage:
     python tools/analysis/diba_stats.py CONFIG CHECKPOINT [--batch 256]
@@ -122,6 +125,19 @@ def collect(model, data) -> list:
             for name, copy in record['copies'].items()
             if name == 'av' or name in record['terms']
         }
+        binarizer = getattr(attn.proj, 'input_binarizer', None)
+        if binarizer is not None and 'self' in record['terms']:
+            own = record['copies']['self'].detach()[:, extra:]
+            out = sum(t.detach() for t in record['terms'].values())
+            without = out - record['terms']['self'].detach()
+            beta = binarizer.beta.detach()
+
+            def agreement(x):
+                return ((x[:, extra:] + beta >= 0) == (own >= 0)).float() \
+                    .mean().item()
+
+            row['own_sign_agreement'] = dict(with_self=agreement(out),
+                                             without_self=agreement(without))
         if attn.local_difference is not None:
             scale = attn.local_difference.scale.detach()
             row['d_scale'] = dict(mean_abs=scale.abs().mean().item(),
@@ -168,6 +184,16 @@ def markdown(stats) -> str:
             f'| {row["layer"]} | {triple(row["term_norm"], "{:.2f}")} | '
             f'{triple(row["grad_norm_into_v"], "{:.2e}")} | {d_text} | '
             f'{"-" if fusion is None else f"{fusion:.3f}"} |')
+    agreement = [row for row in stats if 'own_sign_agreement' in row]
+    if agreement:
+        lines += [
+            '', '| layer | sign(proj input) = sign(own value): DIBA output '
+            '| the same without the self term |', '|---|---|---|'
+        ]
+        for row in agreement:
+            a = row['own_sign_agreement']
+            lines.append(f'| {row["layer"]} | {100 * a["with_self"]:.1f} % | '
+                         f'{100 * a["without_self"]:.1f} % |')
     return '\n'.join(lines)
 
 
