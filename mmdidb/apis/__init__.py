@@ -99,3 +99,33 @@ def write_benchmark_section(path: str, text: str, section: str) -> None:
         old = old[:start] + (old[end + 1:] if end >= 0 else '')
     with open(path, 'w') as f:
         f.write(old.rstrip('\n') + '\n\n' + text)
+
+
+def append_benchmark_entry(path, text: str, heading: str) -> None:
+    """Add one entry at the end of a ``## `` section of a benchmarks file.
+
+    Unlike :func:`write_benchmark_section`, the section's earlier entries
+    stay: every run of a benchmark adds its own ``### `` entry (command,
+    machine, date, table) after them, before the next ``## `` section.
+
+    Args:
+        path (str | Path): The Markdown file, e.g. ``docs/benchmarks.md``;
+            created with a ``# Benchmarks`` title if missing.
+        text (str): The entry, usually starting with a ``### `` line.
+        heading (str): The section's ``## `` heading line; appended at the
+            end of the file when the file has no such section yet.
+    """
+    path = str(path)
+    content = open(path).read() if osp.exists(path) else '# Benchmarks\n'
+    if heading not in content:
+        content = content.rstrip('\n') + f'\n\n{heading}\n'
+    start = content.index(heading) + len(heading)
+    nxt = content.find('\n## ', start)
+    block = '\n' + text.rstrip('\n') + '\n'
+    if nxt == -1:
+        content = content.rstrip('\n') + '\n' + block
+    else:
+        content = content[:nxt].rstrip('\n') + '\n' + block + content[nxt:]
+    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
+    with open(path, 'w') as f:
+        f.write(content)

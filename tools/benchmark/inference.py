@@ -353,22 +353,6 @@ def markdown(rows) -> str:
     return '\n'.join(lines)
 
 
-def append_report(path: Path, text: str, heading: str = HEADING) -> None:
-    content = path.read_text() if path.exists() else '# Benchmarks\n'
-    if heading not in content:
-        content = content.rstrip('\n') + f'\n\n{heading}\n'
-    start = content.index(heading) + len(heading)
-    nxt = content.find('\n## ', start)
-    block = '\n' + text.rstrip('\n') + '\n'
-    if nxt == -1:
-        content = content.rstrip('\n') + '\n' + block
-    else:
-        content = content[:nxt].rstrip('\n') + '\n' + block + content[nxt:]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(content)
-    print(f'appended to {path}')
-
-
 def main(argv=None):
     args = parse_args(argv)
     problem = gpu_problem()
@@ -398,7 +382,9 @@ def main(argv=None):
     print()
     print(text)
     if not args.no_append:
-        append_report(args.output, text)
+        from mmdidb.apis import append_benchmark_entry
+        append_benchmark_entry(args.output, text, HEADING)
+        print(f'appended to {args.output}')
     failed = any(r == 'failed' for *_, r in rows)
     return 1 if failed or (graph_ok or '').startswith('NO') else 0
 

@@ -385,13 +385,6 @@ def profile(args, rows=25):
                                     row_limit=rows))
 
 
-def append(path, text):
-    content = path.read_text() if path.exists() else '# Benchmarks\n'
-    if HEADING not in content:
-        content = content.rstrip('\n') + f'\n\n{HEADING}\n'
-    path.write_text(content.rstrip('\n') + '\n\n' + text + '\n')
-
-
 def main(argv=None):
     args = parse_args(argv)
     if args.worker:
@@ -422,7 +415,8 @@ def main(argv=None):
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1))
     if not args.no_append:
-        append(args.output, text)
+        from mmdidb.apis import append_benchmark_entry
+        append_benchmark_entry(args.output, text, HEADING)
         print(f'\nappended to {args.output}')
 
 
