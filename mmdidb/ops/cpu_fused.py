@@ -109,10 +109,12 @@ def available() -> bool:
 
 def applies(*tensors: torch.Tensor) -> bool:
     """Whether the C path takes these tensors: float32 on CPU, kernels
-    available, autograd not recording through them (inside an autograd
-    function's forward or backward, or under no_grad)."""
+    available, not being traced by torch.compile."""
+    # under torch.compile the torch formulation is traced instead: an
+    # opaque ctypes call would split the graph at every binarizer
     return (all(t.device.type == 'cpu' and t.dtype == torch.float32
-                for t in tensors) and available())
+                for t in tensors) and not torch.compiler.is_compiling()
+            and available())
 
 
 def _check(status: int) -> None:
