@@ -29,8 +29,9 @@ def test_table_has_mean_and_sample_std_per_variant():
     bench = _load('tools/benchmark/ablation_fashion_mnist.py', 'ablation')
     rows = bench.table(RESULTS, 7, 4).splitlines()[2:]
     assert len(rows) == 2
-    assert '| full DIDB | (none) | 0,1 | 83.00 ± 1.41 | 82.00 / 84.00 | 15 |' \
-        == rows[0]
+    assert ('| full DIDB (paper self term) | '
+            'model.backbone.diba_self_term=paper | 0,1 | 83.00 ± 1.41 | '
+            '82.00 / 84.00 | 15 |') == rows[0]
     assert rows[1].startswith('| naive binary | model.backbone.diba=False ')
     assert '| 0 | 80.50 ± n/a | 80.50 | 9 |' in rows[1]
 
@@ -48,8 +49,9 @@ def test_run_options_set_grid_seed_and_epochs():
 
 def test_plot_draws_the_recorded_numbers(tmp_path):
     plot = _load('tools/analysis/plot_ablation.py', 'plot_ablation')
-    assert plot.aggregate(RESULTS, 7, 4) == [('full DIDB', [82.0, 84.0]),
-                                             ('naive binary', [80.5])]
+    assert plot.aggregate(RESULTS, 7, 4) == [
+        ('full DIDB (paper self term)', [82.0, 84.0]),
+        ('naive binary', [80.5])]
     results = tmp_path / 'results.json'
     results.write_text(json.dumps(RESULTS))
     out = plot.main(['--results', str(results), '--out',

@@ -118,10 +118,18 @@ def test_diba_stats_splits_v_s_gradient_by_term(tiny_checkpoint):
     tool = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(tool)
     from mmpretrain.structures import DataSample
-    model, _ = load_model(CONFIG, str(tiny_checkpoint / 'tiny.pth'))
     torch.manual_seed(0)
     data = dict(inputs=torch.randn(4, 1, 28, 28),
                 data_samples=[DataSample().set_gt_label(i) for i in range(4)])
+    # the quick-start config leaves DIBA's self term out (choice 22): no
+    # self term to record, and no agreement to compare
+    model, _ = load_model(CONFIG, str(tiny_checkpoint / 'tiny.pth'))
+    stats = tool.collect(model, data)
+    assert set(stats[0]['term_norm']) == {'av', 'd'}
+    assert 'own_sign_agreement' not in stats[0]
+    # the paper's formula, as the reference configuration selects it
+    model, _ = load_model(CONFIG, str(tiny_checkpoint / 'tiny.pth'),
+                          {'model.backbone.diba_self_term': 'paper'})
     stats = tool.collect(model, data)
     assert [row['layer'] for row in stats] == [0, 1, 2, 3]
     alpha = model.backbone.layers[0].attn.attn_binarizer.alpha

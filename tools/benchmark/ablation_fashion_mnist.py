@@ -33,34 +33,41 @@ BASE = 'configs/didbvit/didbvit-mini_fashion-mnist.py'
 FP = 'configs/didbvit/vit-mini-fp_fashion-mnist.py'
 ALPHA_LR = 'optim_wrapper.paramwise_cfg.custom_keys.attn_binarizer.lr_mult'
 
+#: DIBA's self term as the paper writes it. The quick-start config leaves
+#: it out since this benchmark measured that better (docs/method.md, choice
+#: 22); every variant that was defined against the paper's formula pins it,
+#: so the recorded runs keep their meaning.
+PAPER = {'model.backbone.diba_self_term': 'paper'}
+
 #: name -> (label, config, cfg-options). Issue 12's family first, then
 #: DIBA's two parts (issue 15), then the switches against training mutes.
 VARIANTS = {
-    'full': ('full DIDB', BASE, {}),
+    'full': ('full DIDB (paper self term)', BASE, dict(PAPER)),
     'no_diba': ('without DIBA', BASE, {'model.backbone.diba': False}),
-    'no_hfsc': ('without HFSC', BASE, {'model.backbone.hfsc': False}),
-    'no_irprelu': ('without IRPReLU', BASE, {'model.backbone.irprelu': False}),
+    'no_hfsc': ('without HFSC', BASE, {**PAPER, 'model.backbone.hfsc': False}),
+    'no_irprelu': ('without IRPReLU', BASE,
+                   {**PAPER, 'model.backbone.irprelu': False}),
     'naive': ('naive binary', BASE, {'model.backbone.diba': False,
                                      'model.backbone.hfsc': False,
                                      'model.backbone.irprelu': False}),
     'fp': ('full precision', FP, {}),
     # DIBA = self term + D; without DIBA = neither
     'self_only': ('DIBA self term only (theta=1)', BASE,
-                  {'model.backbone.theta': 1}),
-    'd_only': ('DIBA D(V) only (no self term)', BASE,
+                  {**PAPER, 'model.backbone.theta': 1}),
+    'd_only': ('DIBA D(V) only (no self term; the default)', BASE,
                {'model.backbone.diba_self_term': 'off'}),
     # the switches
     'convex': ('full, convex self term', BASE,
                {'model.backbone.diba_self_term': 'convex'}),
     'd_init': ('full, D scale starts at 0.1', BASE,
-               {'model.backbone.d_init_scale': 0.1}),
+               {**PAPER, 'model.backbone.d_init_scale': 0.1}),
     'no_last_d': ('full, no D in the last block', BASE,
-                  {'model.backbone.last_block_d': False}),
+                  {**PAPER, 'model.backbone.last_block_d': False}),
     'hfsc_sigmoid': ('full, sigmoid fusion weight', BASE,
-                     {'model.backbone.hfsc_alpha_param': 'sigmoid'}),
+                     {**PAPER, 'model.backbone.hfsc_alpha_param': 'sigmoid'}),
     'hfsc_ste': ('full, clamp with STE fusion weight', BASE,
-                 {'model.backbone.hfsc_alpha_param': 'clamp_ste'}),
-    'alpha_lr0.1': ('full, alpha lr x0.1', BASE, {ALPHA_LR: 0.1}),
+                 {**PAPER, 'model.backbone.hfsc_alpha_param': 'clamp_ste'}),
+    'alpha_lr0.1': ('full, alpha lr x0.1', BASE, {**PAPER, ALPHA_LR: 0.1}),
 }
 DEFAULT_RESULTS = osp.join(REPO, 'docs', 'ablation_results.json')
 
