@@ -26,6 +26,7 @@ from pathlib import Path
 import torch
 
 import mmdidb  # noqa: F401  (applies mmdidb.compat, registers the modules)
+from mmdidb.apis import append_benchmark_entry
 from mmdidb.models.deploy import deploy_checkpoint, switch_to_deploy
 from mmdidb.models.deploy.presets import ARCHS, classifier_cfg
 
@@ -110,17 +111,7 @@ def table(rows) -> str:
 
 def record(text: str, path: Path) -> None:
     """Append ``text`` under this tool's heading, creating it if needed."""
-    content = path.read_text() if path.exists() else '# Benchmarks\n'
-    if HEADING not in content:
-        content = content.rstrip('\n') + f'\n\n{HEADING}\n'
-    start = content.index(HEADING) + len(HEADING)
-    nxt = content.find('\n## ', start)
-    block = '\n' + text.rstrip('\n') + '\n'
-    if nxt == -1:
-        content = content.rstrip('\n') + '\n' + block
-    else:
-        content = content[:nxt].rstrip('\n') + '\n' + block + content[nxt:]
-    path.write_text(content)
+    append_benchmark_entry(path, text, HEADING)
     print(f'appended to {path}')
 
 
