@@ -107,14 +107,21 @@ def available() -> bool:
     return _load() is not None
 
 
-def applies(*tensors: torch.Tensor) -> bool:
-    """Whether the C path takes these tensors: float32 on CPU, kernels
-    available, not being traced by torch.compile."""
+def applies(x: torch.Tensor, channel_params=(), others=()) -> bool:
+    """Whether the C path takes ``x`` (channels last) with these
+    per-channel parameters (``C`` or 1 values along the last dimension) and
+    other tensors: all float32 on CPU, the kernels available, and not being
+    traced by torch.compile."""
     # under torch.compile the torch formulation is traced instead: an
     # opaque ctypes call would split the graph at every binarizer
-    return (all(t.device.type == 'cpu' and t.dtype == torch.float32
-                for t in tensors) and not torch.compiler.is_compiling()
-            and available())
+    channels = x.shape[-1] if x.dim() else 0
+    return (x.dim() >= 1
+            and all(p.numel() in (1, channels)
+                    and (p.dim() == 0 or p.shape[-1] == p.numel())
+                    for p in channel_params)
+            and all(t.device.type == 'cpu' and t.dtype == torch.float32
+                    for t in (x, *channel_params, *others))
+            and not torch.compiler.is_compiling() and available())
 
 
 def _check(status: int) -> None:

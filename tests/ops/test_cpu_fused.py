@@ -121,7 +121,14 @@ def _layer_run(layer, x, seed=1):
     lambda: RSign(32),
     lambda: BinaryLinear(32, 16),
 ], ids=['irprelu', 'rprelu-shared', 'rsign', 'binary-linear'])
-def test_layers_give_the_torch_path_numbers(make, torch_path):
+def test_layers_give_the_torch_path_numbers(make, torch_path, monkeypatch):
+    used = []
+    for name in ('sign_shift', 'approx_sign_backward_', 'shifted_prelu',
+                 'shifted_prelu_backward'):
+        kernel = getattr(cpu_fused, name)
+        monkeypatch.setattr(cpu_fused, name,
+                            lambda *a, _k=kernel, _n=name, **kw:
+                            (used.append(_n), _k(*a, **kw))[1])
     torch.manual_seed(0)
     layer = make()
     with torch.no_grad():  # parameters away from their zero init
@@ -129,6 +136,7 @@ def test_layers_give_the_torch_path_numbers(make, torch_path):
             p.add_(torch.randn_like(p) * 0.3)
     x, _ = _inputs((9, 13, 32))
     fused = _layer_run(layer, x)
+    assert len(set(used)) == 2  # the layer's forward and backward kernels
     torch_path()
     plain = _layer_run(layer, x)
     assert torch.equal(fused[0], plain[0])

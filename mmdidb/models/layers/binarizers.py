@@ -42,16 +42,6 @@ def approx_sign_slope(u: torch.Tensor) -> torch.Tensor:
     return torch.abs(u).neg_().add_(1).relu_().mul_(2)
 
 
-def fused_shift_applies(x: torch.Tensor, beta: torch.Tensor,
-                        *others: torch.Tensor) -> bool:
-    """Whether ``sign(x + beta)`` and its gradient take the fused CPU
-    kernels (:mod:`mmdidb.ops.cpu_fused`): float32 CPU tensors, ``beta``
-    one value or one per channel of the last dimension."""
-    return (x.dim() >= 1 and beta.numel() in (1, x.shape[-1])
-            and (beta.dim() == 0 or beta.shape[-1] == beta.numel())
-            and cpu_fused.applies(x, beta, *others))
-
-
 def channel_sum_to(channel_sum: torch.Tensor, shape: torch.Size,
                    dtype: torch.dtype) -> torch.Tensor:
     """A per-channel (last dimension) gradient sum at a parameter's shape."""
@@ -118,16 +108,17 @@ class _ShiftedApproxSign(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, beta):
         ctx.save_for_backward(x, beta)
-        if fused_shift_applies(x, beta):
+        if cpu_fused.applies(x, (beta, )):
             return cpu_fused.sign_shift(x, beta)
         return _sign_(x + beta)
 
     @staticmethod
     def backward(ctx, grad_output):
         x, beta = ctx.saved_tensors
-        if fused_shift_applies(x, beta, grad_output):
+        if cpu_fused.applies(x, (beta, ), (grad_output, )):
             grad_u, grad_beta, _ = cpu_fused.approx_sign_backward_(
-                grad_output.contiguous().clone(), x, beta)
+                grad_output.clone(memory_format=torch.contiguous_format), x,
+                beta)
             grad_beta = channel_sum_to(grad_beta, beta.shape, beta.dtype) \
                 if ctx.needs_input_grad[1] else None
             return grad_u, grad_beta

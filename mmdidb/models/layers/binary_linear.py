@@ -16,7 +16,6 @@ from .binarizers import (
     approx_sign_slope,
     binarize_weight,
     channel_sum_to,
-    fused_shift_applies,
     sum_to,
 )
 
@@ -44,7 +43,7 @@ class _SignedInputLinear(torch.autograd.Function):
         needs = ctx.needs_input_grad
         grad_2d = grad_output.reshape(-1, grad_output.shape[-1])
         grad_weight = grad_bias = grad_u = grad_beta = None
-        if fused_shift_applies(x, beta, grad_output, weight):
+        if cpu_fused.applies(x, (beta, ), (grad_output, weight)):
             return _SignedInputLinear._fused_backward(ctx, grad_2d, x, beta,
                                                       weight)
         u = x + beta

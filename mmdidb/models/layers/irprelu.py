@@ -26,7 +26,7 @@ class _ShiftedPReLU(torch.autograd.Function):
     def forward(ctx, x, gamma, slope, shift):
         ctx.save_for_backward(x, gamma, slope)
         ctx.shift_shape = shift.shape
-        if _fused_applies(x, gamma, slope, shift):
+        if cpu_fused.applies(x, (gamma, slope), (shift, )):
             return cpu_fused.shifted_prelu(x, gamma, slope, shift)
         # F.prelu takes channels on dim 1: a 2-D view puts them there.
         y = F.prelu((x - gamma).reshape(-1, x.shape[-1]), slope)
@@ -35,7 +35,7 @@ class _ShiftedPReLU(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_output):
         x, gamma, slope = ctx.saved_tensors
-        if _fused_applies(x, gamma, slope, grad_output):
+        if cpu_fused.applies(x, (gamma, slope), (grad_output, )):
             return _fused_backward(ctx, grad_output, x, gamma, slope)
         shifted = x - gamma
         # 1[x - gamma <= 0], where torch's PReLU takes the slope
@@ -52,15 +52,6 @@ class _ShiftedPReLU(torch.autograd.Function):
         if needs[3]:
             grad_shift = sum_to(grad_output, ctx.shift_shape)
         return grad_x, grad_gamma, grad_slope, grad_shift
-
-
-def _fused_applies(x, gamma, slope, *others):
-    """Float32 CPU tensors, channels last, per-channel (or shared)
-    parameters: the fused C kernels of :mod:`mmdidb.ops.cpu_fused`."""
-    channels = x.shape[-1] if x.dim() else 0
-    return (x.dim() >= 2 and gamma.numel() in (1, channels)
-            and slope.numel() in (1, channels)
-            and cpu_fused.applies(x, gamma, slope, *others))
 
 
 def _fused_backward(ctx, grad_output, x, gamma, slope):
