@@ -1,7 +1,9 @@
 """The ablation benchmark's bookkeeping and its plot (nothing is trained)."""
 import importlib.util
 import json
+import os
 import os.path as osp
+import subprocess
 
 from PIL import Image
 
@@ -79,3 +81,33 @@ def test_plot_draws_the_recorded_numbers(tmp_path):
                      str(tmp_path / 'plot.png')])
     with Image.open(out) as png:
         assert png.format == 'PNG'
+
+
+def test_data_prefix_reaches_every_loader():
+    bench = _load('tools/benchmark/ablation_fashion_mnist.py', 'ablation')
+    assert bench.data_options(None) == {}
+    assert bench.data_options('data/fm') == {
+        'train_dataloader.dataset.data_prefix': 'data/fm',
+        'val_dataloader.dataset.data_prefix': 'data/fm',
+        'test_dataloader.dataset.data_prefix': 'data/fm'}
+
+
+def _grid14(tmp_path, **env):
+    return subprocess.run(
+        ['bash', 'tools/gpu_ablation_grid14.sh', str(tmp_path / 'out')],
+        cwd=REPO, capture_output=True, text=True,
+        env={**os.environ, **env}, timeout=120)
+
+
+def test_grid14_script_refuses_without_cuda_or_data(tmp_path):
+    """The GPU script stops at once, saying why, where it cannot measure
+    (its runs themselves were smoke-tested on the CPU with GRID=4)."""
+    import torch
+    if not torch.cuda.is_available():
+        result = _grid14(tmp_path)
+        assert result.returncode == 2
+        assert 'no CUDA device' in result.stdout
+    result = _grid14(tmp_path, REQUIRE_CUDA='0',
+                     DATA=str(tmp_path / 'nowhere'))
+    assert result.returncode == 2
+    assert f'DATA={tmp_path / "nowhere"}' in result.stdout

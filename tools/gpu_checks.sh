@@ -66,18 +66,7 @@ python -c 'import torch, cupy; print("torch", torch.__version__, "cuda", torch.v
   || { echo "torch with CUDA and cupy are required"; exit 2; }
 nvcc --version 2>/dev/null | tail -1 || echo "nvcc: not found (the wgmma cubin cannot be built)"
 
-if compgen -G ".whl/*.whl" > /dev/null; then
-  SITE=$(mktemp -d)
-  python -m pip install -q --no-index --no-deps --no-compile --no-cache-dir \
-    --target "$SITE" .whl/*.whl \
-    && export PYTHONPATH="$SITE${PYTHONPATH:+:$PYTHONPATH}" \
-    || echo "installing .whl/*.whl failed; the OpenMMLab steps may be skipped"
-fi
-if python -c 'import mmdidb.compat as c; raise SystemExit(0 if c.openmmlab_available() else 1)'; then
-  echo "OpenMMLab packages: found"
-else
-  echo "OpenMMLab packages: NOT found; model-level steps skip (carry .whl/, see the header)"
-fi
+source tools/gpu_env.sh
 
 step "1/7 compile check (nvcc sm_80/sm_90/sm_90a, NVRTC) and the wgmma cubin"
 {

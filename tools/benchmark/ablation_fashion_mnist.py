@@ -143,7 +143,26 @@ def find(results, variant, grid, seed, epochs):
     return None
 
 
-def train(variant, grid, seed, epochs, work_dir):
+def data_options(data_prefix):
+    """The --cfg-options that read Fashion-MNIST from ``data_prefix``."""
+    if data_prefix is None:
+        return {}
+    return {f'{loader}.dataset.data_prefix': data_prefix
+            for loader in ('train_dataloader', 'val_dataloader',
+                           'test_dataloader')}
+
+
+def machine_name():
+    """CPU, thread count and, where CUDA is used, the GPU of this run."""
+    name = (f'{platform.machine()}, {os.cpu_count()} CPU cores, '
+            f'torch threads {os.environ.get("OMP_NUM_THREADS", "all")}')
+    import torch
+    if torch.cuda.is_available():
+        name += f', GPU {torch.cuda.get_device_name()}'
+    return name
+
+
+def train(variant, grid, seed, epochs, work_dir, data_prefix=None):
     """Train one (variant, seed); return top-1, seconds, epochs, params."""
     from mmengine.runner import Runner
 
@@ -153,6 +172,7 @@ def train(variant, grid, seed, epochs, work_dir):
     config = VARIANTS[variant][1]
     cfg = load_config(osp.join(REPO, config))
     cfg.merge_from_dict(run_options(variant, grid, seed, epochs))
+    cfg.merge_from_dict(data_options(data_prefix))
     # the schedule's cosine length follows the epoch count
     for sched in cfg.param_scheduler:
         if sched.get('type') == 'CosineAnnealingLR':
@@ -224,6 +244,9 @@ def main():
                         help='JSON file the runs are appended to')
     parser.add_argument('--output', default=osp.join(REPO, 'docs',
                                                      'benchmarks.md'))
+    parser.add_argument('--data-prefix', default=None,
+                        help='Fashion-MNIST folder, if not the config\'s '
+                        '(e.g. a copy carried to the GPU machine)')
     parser.add_argument('--table-only', action='store_true',
                         help='only rewrite the table from the results file')
     parser.add_argument('--import', dest='import_run', nargs=3,
@@ -244,8 +267,7 @@ def main():
         parser.error(f'--variants: unknown {sorted(unknown)}; accepted: '
                      f'{", ".join(VARIANTS)}')
     results = load_results(args.results)
-    machine = (f'{platform.machine()}, {os.cpu_count()} CPU cores, '
-               f'torch threads {os.environ.get("OMP_NUM_THREADS", "all")}')
+    machine = machine_name()
     if args.import_run:
         variant, seed, work_dir = args.import_run
         if variant not in VARIANTS:
@@ -269,7 +291,8 @@ def main():
                                     f'g{args.grid}_e{args.epochs}',
                                     f'{variant}_s{seed}')
                 top1, seconds, epochs, params = train(
-                    variant, args.grid, seed, args.epochs, work_dir)
+                    variant, args.grid, seed, args.epochs, work_dir,
+                    args.data_prefix)
                 with locked(args.results):
                     results = load_results(args.results)  # others may add
                     results.append(dict(
