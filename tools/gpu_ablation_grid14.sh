@@ -50,8 +50,9 @@ source tools/gpu_env.sh
 RESULTS=$OUT_DIR/ablation_results.json
 cp docs/ablation_results.json "$RESULTS"
 cp docs/benchmarks.md "$OUT_DIR/benchmarks.md"
+# the parallel runs write their tables to scratch files; the one table
+# goes to OUT_DIR at the end, from the results of all of them
 LOGS=$(mktemp -d)
-NOTE="Trained by tools/gpu_ablation_grid14.sh: the variants of a seed side by side, one process each, OMP_NUM_THREADS=1."
 for seed in $SEEDS; do
   left=$((BUDGET_S - (SECONDS - START)))
   if (( left < 30 )); then
@@ -62,9 +63,8 @@ for seed in $SEEDS; do
   for variant in $VARIANTS; do
     timeout "$left" python tools/benchmark/ablation_fashion_mnist.py \
       --grid "$GRID" --epochs "$EPOCHS" --seeds "$seed" --variants "$variant" \
-      --results "$RESULTS" --output "$OUT_DIR/benchmarks.md" \
+      --results "$RESULTS" --output "$LOGS/${variant}_s${seed}.md" \
       --data-prefix "$DATA" --work-dir "$LOGS/work_dirs" \
-      --note "$NOTE" \
       > "$LOGS/${variant}_s${seed}.log" 2>&1 &
   done
   wait
@@ -79,4 +79,5 @@ done > "$OUT_DIR/grid.log"
 echo "== done in $((SECONDS - START)) s"
 python tools/benchmark/ablation_fashion_mnist.py --table-only --grid "$GRID" \
   --epochs "$EPOCHS" --results "$RESULTS" --output "$OUT_DIR/benchmarks.md" \
-  --note "$NOTE" 2>/dev/null | grep -F '|'
+  --note "Trained by tools/gpu_ablation_grid14.sh: the variants of a seed side by side, one process each, OMP_NUM_THREADS=1." \
+  2>/dev/null | grep -F '|'

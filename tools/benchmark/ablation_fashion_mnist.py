@@ -47,8 +47,6 @@ D_ONLY = {'model.backbone.diba_self_term': 'off'}
 #: same family with the paper's self term, DIBA's two parts (issue 15), and
 #: the switches against training mutes. Names are the keys of the recorded
 #: runs, so a variant keeps its name when the order or a label changes.
-NAIVE = {'model.backbone.diba': False, 'model.backbone.hfsc': False,
-         'model.backbone.irprelu': False}
 VARIANTS = {
     'd_only': ('full DIDB, mini default (DIBA without self term)', BASE,
                dict(D_ONLY)),
@@ -57,7 +55,9 @@ VARIANTS = {
                        {**D_ONLY, 'model.backbone.hfsc': False}),
     'd_only_no_irprelu': ('without IRPReLU', BASE,
                           {**D_ONLY, 'model.backbone.irprelu': False}),
-    'naive': ('naive binary', BASE, dict(NAIVE)),
+    'naive': ('naive binary', BASE, {'model.backbone.diba': False,
+                                     'model.backbone.hfsc': False,
+                                     'model.backbone.irprelu': False}),
     'fp': ('full precision', FP, {}),
     # the paper's DIBA formula
     'full': ('paper self term: full DIDB', BASE, dict(PAPER)),
@@ -267,7 +267,6 @@ def main():
         parser.error(f'--variants: unknown {sorted(unknown)}; accepted: '
                      f'{", ".join(VARIANTS)}')
     results = load_results(args.results)
-    machine = machine_name()
     if args.import_run:
         variant, seed, work_dir = args.import_run
         if variant not in VARIANTS:
@@ -275,7 +274,7 @@ def main():
         results.append(dict(
             variant=variant, grid=args.grid, seed=int(seed),
             epochs=args.epochs, top1=last_top1(work_dir), seconds=None,
-            params=None, machine=machine,
+            params=None, machine=machine_name(),
             date=datetime.date.today().isoformat(),
             command='tools/train.py ' + BASE + ' --cfg-options ' + ' '.join(
                 f'{k}={v}' for k, v in run_options(
@@ -298,7 +297,7 @@ def main():
                     results.append(dict(
                         variant=variant, grid=args.grid, seed=seed,
                         epochs=epochs, top1=top1, seconds=seconds,
-                        params=params, machine=machine,
+                        params=params, machine=machine_name(),
                         date=datetime.date.today().isoformat(),
                         command=' '.join(sys.argv)))
                     save_results(args.results, results)
