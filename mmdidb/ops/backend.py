@@ -3,7 +3,11 @@
 Backends of the products:
 
 - ``'torch'``: the pure-torch reference (:mod:`mmdidb.ops.reference`); runs on
-  any device, CUDA tensors included. Always used for CPU tensors.
+  any device, CUDA tensors included.
+- ``'cpu'``: the native C kernels (:mod:`mmdidb.ops.cpu_bits`: AVX-512,
+  AVX2 or portable C, picked from the CPU at run time); the default for CPU
+  tensors whenever the library builds (``MMDIDB_CPU_KERNELS=0`` turns it
+  off; without a C compiler the torch path runs after one warning).
 - ``'mma'``: CuPy kernel on the 1-bit tensor cores (``mma.sync ... b1
   .and.popc``); needs compute capability 8.0 or newer.
 - ``'popc'``: CuPy kernel on the CUDA cores (``__popc``); any CUDA GPU.
@@ -12,7 +16,8 @@ Backends of the products:
   9.0 only, and never picked by ``'auto'`` until measured faster.
 - ``'auto'``: ``'mma'`` on sm_80+, ``'popc'`` below, for CUDA tensors.
 
-Packing has ``'torch'``, ``'cuda'`` (the CuPy packing kernel) and ``'auto'``.
+Packing has ``'torch'``, ``'cpu'`` (the C packing kernels, float32 only),
+``'cuda'`` (the CuPy packing kernel) and ``'auto'``.
 
 Environment variables:
 
@@ -33,10 +38,10 @@ from typing import Optional
 
 import torch
 
-from . import cuda_backend
+from . import cpu_bits, cuda_backend
 
-PRODUCT_BACKENDS = ('auto', 'torch', 'mma', 'popc', 'wgmma')
-PACK_BACKENDS = ('auto', 'torch', 'cuda')
+PRODUCT_BACKENDS = ('auto', 'torch', 'cpu', 'mma', 'popc', 'wgmma')
+PACK_BACKENDS = ('auto', 'torch', 'cpu', 'cuda')
 ENV_BACKEND = 'MMDIDB_OPS_BACKEND'
 ENV_STRICT = 'MMDIDB_OPS_STRICT'
 
@@ -84,6 +89,26 @@ def _fallback(reason: str, forced: bool, what: str) -> str:
     return 'torch'
 
 
+def _cpu_backend(backend: Optional[str], device: torch.device) -> str:
+    """``'cpu'`` (the C kernels) or ``'torch'`` for tensors off CUDA.
+
+    ``MMDIDB_OPS_BACKEND`` concerns CUDA tensors only, so only the argument
+    counts here; ``backend='cpu'`` raises when the C kernels cannot run.
+    """
+    if backend == 'torch' or device.type != 'cpu':
+        if backend == 'cpu':
+            raise ValueError(f"backend='cpu' needs CPU tensors, got {device}")
+        return 'torch'
+    if cpu_bits.available():
+        return 'cpu'
+    if backend == 'cpu':
+        raise RuntimeError(
+            "backend='cpu': the native CPU kernels are unavailable "
+            f'({cpu_bits.native.ENV_SWITCH}=0, or no C compiler; see the '
+            'warning logged by mmdidb.ops.native)')
+    return 'torch'
+
+
 def resolve_product_backend(backend: Optional[str],
                             device: torch.device) -> str:
     """Pick the implementation of ``bmm_pm1`` / ``bmm_mask_pm1``.
@@ -94,7 +119,7 @@ def resolve_product_backend(backend: Optional[str],
         device: Device of the operands.
 
     Returns:
-        ``'torch'``, ``'mma'``, ``'popc'`` or ``'wgmma'``.
+        ``'torch'``, ``'cpu'``, ``'mma'``, ``'popc'`` or ``'wgmma'``.
 
     Raises:
         ValueError: Unknown backend, or a CUDA backend named in the argument
@@ -109,7 +134,10 @@ def resolve_product_backend(backend: Optional[str],
         if explicit and name in ('mma', 'popc', 'wgmma'):
             raise ValueError(
                 f'backend={name!r} needs CUDA tensors, got tensors on {device}')
-        return 'torch'
+        return _cpu_backend(backend, device)
+    if explicit and name == 'cpu':
+        raise ValueError(f"backend='cpu' needs CPU tensors, got tensors on "
+                         f'{device}')
     if name == 'torch':
         return 'torch'
     reason = cuda_backend.unusable_reason(device)
@@ -144,7 +172,7 @@ def resolve_pack_backend(backend: Optional[str], device: torch.device) -> str:
         device: Device of the input.
 
     Returns:
-        ``'torch'`` or ``'cuda'``.
+        ``'torch'``, ``'cpu'`` or ``'cuda'``.
 
     Raises:
         ValueError: Unknown backend, or ``'cuda'`` named for a CPU tensor.
@@ -158,7 +186,10 @@ def resolve_pack_backend(backend: Optional[str], device: torch.device) -> str:
         if explicit and name == 'cuda':
             raise ValueError(
                 f"backend='cuda' needs a CUDA tensor, got a tensor on {device}")
-        return 'torch'
+        return _cpu_backend(backend, device)
+    if explicit and name == 'cpu':
+        raise ValueError(f"backend='cpu' needs a CPU tensor, got a tensor on "
+                         f'{device}')
     if name == 'torch':
         return 'torch'
     reason = cuda_backend.unusable_reason(device)

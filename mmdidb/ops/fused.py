@@ -13,9 +13,10 @@ does not apply):
   + bias`` written directly as float32 / float16, without the ``int32``
   counts and the two elementwise kernels.
 
-The CUDA kernels take float32 and float16 (the product's fused epilogue
-needs the tensor-core ``mma`` path, sm_80+); other dtypes, devices or
-backends run the reference formula. The wrapped linear layer's shortcut is
+The C kernels (:mod:`mmdidb.ops.cpu_bits`) take float32 CPU tensors, the
+CUDA kernels float32 and float16 (the product's fused epilogue needs the
+tensor-core ``mma`` path, sm_80+); other dtypes, devices or backends run the
+reference formula. The wrapped linear layer's shortcut is
 not folded in: its LayerNorm sits between the product and the shortcut, so
 the maths does not allow it.
 """
@@ -23,7 +24,7 @@ from typing import Optional
 
 import torch
 
-from . import cuda_backend
+from . import cpu_bits, cuda_backend
 from .backend import resolve_pack_backend, resolve_product_backend
 from .packing import pack_signs
 from .products import bmm_pm1
@@ -67,8 +68,10 @@ def pack_shifted_signs(x: torch.Tensor, shift: torch.Tensor,
     _check_vector(shift, 'shift', x.shape[-1], x)
     if not shift.is_floating_point():
         raise TypeError(f'shift must be a float tensor, got {shift.dtype}')
-    if (resolve_pack_backend(backend, x.device) == 'cuda'
-            and x.dtype in cuda_backend.FUSED_DTYPES
+    path = resolve_pack_backend(backend, x.device)
+    if path == 'cpu' and x.dtype == shift.dtype == torch.float32:
+        return cpu_bits.pack_rows(x.detach(), shift.detach())
+    if (path == 'cuda' and x.dtype in cuda_backend.FUSED_DTYPES
             and shift.dtype == x.dtype):
         return cuda_backend.pack_shift_rows(x.detach().contiguous(),
                                             shift.detach().contiguous())
@@ -111,6 +114,11 @@ def bmm_pm1_scaled(a_packed: torch.Tensor, b_packed: torch.Tensor, k: int,
         _check_vector(bias, 'bias', n, a_packed)
     dtype = scale.dtype if dtype is None else dtype
     path = resolve_product_backend(backend, a_packed.device)
+    if (path == 'cpu' and dtype == scale.dtype == torch.float32
+            and (bias is None or bias.dtype == dtype)):
+        return cpu_bits.bgemm(
+            a_packed, b_packed, k, 'xor', torch.Size(), scale.detach(),
+            None if bias is None else bias.detach())
     if (path == 'mma' and dtype in cuda_backend.FUSED_DTYPES
             and scale.dtype == dtype
             and (bias is None or bias.dtype == dtype)):

@@ -15,7 +15,7 @@ from typing import Optional
 
 import torch
 
-from . import cuda_backend
+from . import cpu_bits, cuda_backend
 from .backend import resolve_pack_backend
 from .bits import WORD_BITS, num_words
 from .validation import check_length, check_tensor, check_words
@@ -60,8 +60,20 @@ def _pack(x: torch.Tensor, dim: int, mode: str,
           backend: Optional[str]) -> torch.Tensor:
     if x.dim() == 0:
         raise ValueError('cannot pack a 0-d tensor')
-    x = x.detach().movedim(_check_dim(dim, x.dim()), -1)
-    if resolve_pack_backend(backend, x.device) == 'cuda':
+    dim = _check_dim(dim, x.dim()) % x.dim()
+    x = x.detach()
+    path = resolve_pack_backend(backend, x.device)
+    if path == 'cpu' and x.dtype == torch.float32:
+        if dim == x.dim() - 2:
+            # along the tokens of a (..., N, C) tensor: read it row by row
+            # instead of transposing it first
+            return cpu_bits.pack_cols(x, mask=mode == 'mask')
+        return cpu_bits.pack_rows(x.movedim(dim, -1), mask=mode == 'mask')
+    if path == 'cpu' and backend == 'cpu':
+        raise TypeError("backend='cpu' packs float32 tensors, got "
+                        f'{x.dtype}; use the torch backend')
+    x = x.movedim(dim, -1)
+    if path == 'cuda':
         if x.dtype in cuda_backend.PACK_DTYPES:
             return cuda_backend.pack_rows(x.contiguous(), mode)
         if backend == 'cuda':
@@ -81,9 +93,10 @@ def pack_signs(x: torch.Tensor, dim: int = -1,
         x: Real (float, integer) or bool tensor; ``bit = x >= 0`` (so
             ``sign(0) = +1``), for bool ``bit = x``.
         dim: Axis to pack; it becomes the last axis of the result.
-        backend: ``None``/``'auto'`` (CUDA kernel for CUDA float/bool tensors
-            when CuPy works, else torch; integer dtypes always use torch),
-            ``'torch'`` or ``'cuda'``. See :mod:`mmdidb.ops.backend`.
+        backend: ``None``/``'auto'`` (the C kernel for CPU float32 tensors,
+            the CUDA kernel for CUDA float/bool tensors when CuPy works,
+            else torch; integer dtypes always use torch), ``'torch'``,
+            ``'cpu'`` or ``'cuda'``. See :mod:`mmdidb.ops.backend`.
 
     Returns:
         ``int32`` tensor: ``x`` with ``dim`` moved last and its ``K`` elements

@@ -10,7 +10,7 @@ from typing import Optional
 
 import torch
 
-from . import cuda_backend
+from . import cpu_bits, cuda_backend
 from .backend import resolve_product_backend
 from .reference import bmm_mask_pm1_torch, bmm_pm1_torch
 from .validation import check_pair
@@ -30,9 +30,10 @@ def bmm_pm1(a_packed: torch.Tensor, b_packed: torch.Tensor, k: int,
             right factor) packed the same way; contiguous, same device.
         k: Length of the reduction axis in bits; ``W == ceil(k / 32)``. Bits
             past ``k`` in the last word are ignored.
-        backend: ``None``/``'auto'``, ``'torch'``, ``'mma'`` (tensor cores,
-            sm_80+), ``'popc'`` (CUDA cores) or ``'wgmma'`` (Hopper's
-            warpgroup tensor cores, sm_90); see :mod:`mmdidb.ops.backend`.
+        backend: ``None``/``'auto'``, ``'torch'``, ``'cpu'`` (the native
+            C kernels, CPU tensors), ``'mma'`` (tensor cores, sm_80+),
+            ``'popc'`` (CUDA cores) or ``'wgmma'`` (Hopper's warpgroup
+            tensor cores, sm_90); see :mod:`mmdidb.ops.backend`.
 
     Returns:
         ``int32`` tensor ``broadcast(...) + (M, N)`` on the operands' device.
@@ -49,6 +50,8 @@ def bmm_pm1(a_packed: torch.Tensor, b_packed: torch.Tensor, k: int,
     path = resolve_product_backend(backend, a_packed.device)
     if path == 'torch':
         return bmm_pm1_torch(a_packed, b_packed, k)
+    if path == 'cpu':
+        return cpu_bits.bgemm(a_packed, b_packed, k, 'xor', batch)
     if path == 'wgmma':
         from . import wgmma  # noqa: PLC0415  (sm_90 only, loaded late)
         return wgmma.launch_bmm(a_packed, b_packed, k, 'xor')
@@ -83,6 +86,8 @@ def bmm_mask_pm1(mask_packed: torch.Tensor, v_packed: torch.Tensor, k: int,
     path = resolve_product_backend(backend, mask_packed.device)
     if path == 'torch':
         return bmm_mask_pm1_torch(mask_packed, v_packed, k)
+    if path == 'cpu':
+        return cpu_bits.bgemm(mask_packed, v_packed, k, 'and', batch)
     if path == 'wgmma':
         from . import wgmma  # noqa: PLC0415  (sm_90 only, loaded late)
         return wgmma.launch_bmm(mask_packed, v_packed, k, 'and')

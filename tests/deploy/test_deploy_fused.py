@@ -51,7 +51,7 @@ def run(model, x):
 def test_fused_deploy_equals_unfused_on_cpu(name, monkeypatch):
     model = build(name)
     plain, fused = copy.deepcopy(model), copy.deepcopy(model)
-    switch_to_deploy(plain)
+    switch_to_deploy(plain, fused=False)
     switch_to_deploy(fused, fused=True)
     layers = [m for m in fused.modules()
               if isinstance(m, BinaryLinear) and m.deploy]
@@ -88,7 +88,7 @@ def test_fused_kernels_and_graph_equal_unfused_on_cuda(name, dtype,
     monkeypatch.setenv('MMDIDB_OPS_STRICT', '1')
     model = build(name)
     plain, fused = copy.deepcopy(model), copy.deepcopy(model)
-    switch_to_deploy(plain)
+    switch_to_deploy(plain, fused=False)
     switch_to_deploy(fused, fused=True)
     plain, fused = plain.to('cuda', dtype), fused.to('cuda', dtype)
     both = copy.deepcopy(fused)

@@ -38,7 +38,8 @@ TOKENS = 1 + 12
 
 def deployed(module):
     module = copy.deepcopy(module)
-    switch_to_deploy(module)
+    # fused=False: every binarizer and product call stays observable
+    switch_to_deploy(module, fused=False)
     return module
 
 

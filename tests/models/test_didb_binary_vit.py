@@ -174,11 +174,16 @@ def test_deploy_mode_equals_the_training_graph(size):
                                     out_type='featmap')).eval()
     x = torch.randn(2, 3, *size)
     deployed = copy.deepcopy(model)
-    assert switch_to_deploy(deployed)
+    # fused=False: every binarizer still runs, so the hooks can compare
+    assert switch_to_deploy(deployed, fused=False)
     with torch.no_grad(), record_binarized(model) as train_bits:
         expected = model(x)
     with torch.no_grad(), record_binarized(deployed) as deploy_bits:
         outs = deployed(x)
     assert_same_binarized(train_bits, deploy_bits)
+    fused = copy.deepcopy(model)
+    switch_to_deploy(fused)  # the default, fused kernels: the same bits
+    with torch.no_grad():
+        assert all(torch.equal(a, b) for a, b in zip(fused(x), outs))
     for out, ref in zip(outs, expected):
         torch.testing.assert_close(out, ref, rtol=0, atol=1e-5)

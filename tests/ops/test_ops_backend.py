@@ -24,11 +24,16 @@ def _unusable(monkeypatch, reason='cupy is not importable: test'):
     monkeypatch.setattr(cuda_backend, 'unusable_reason', lambda device: reason)
 
 
-def test_cpu_tensors_use_torch(monkeypatch):
-    assert backend.resolve_product_backend(None, torch.device('cpu')) == 'torch'
+def test_cpu_tensors_use_the_c_kernels_or_torch(monkeypatch):
+    cpu = torch.device('cpu')
+    assert backend.resolve_product_backend(None, cpu) == 'cpu'
+    assert backend.resolve_pack_backend(None, cpu) == 'cpu'
     monkeypatch.setenv(backend.ENV_BACKEND, 'mma')  # env only affects CUDA
-    assert backend.resolve_product_backend(None, torch.device('cpu')) == 'torch'
-    assert backend.resolve_pack_backend(None, torch.device('cpu')) == 'torch'
+    assert backend.resolve_product_backend(None, cpu) == 'cpu'
+    assert backend.resolve_product_backend('torch', cpu) == 'torch'
+    assert backend.resolve_pack_backend('torch', cpu) == 'torch'
+    with pytest.raises(ValueError, match="backend='cpu' needs CPU"):
+        backend.resolve_product_backend('cpu', torch.device('meta'))
 
 
 def test_unusable_cuda_falls_back_with_one_warning(monkeypatch):

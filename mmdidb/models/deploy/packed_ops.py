@@ -137,6 +137,42 @@ def sign_product(q_pm1: torch.Tensor, k_pm1: torch.Tensor) -> torch.Tensor:
     return counts.to(q_pm1.dtype)
 
 
+def shifted_sign_product(q: torch.Tensor, q_shift: torch.Tensor,
+                         k: torch.Tensor, k_shift: torch.Tensor,
+                         num_heads: int) -> torch.Tensor:
+    """Per-head ``sign(q + q_shift) @ sign(k + k_shift)ᵀ`` via XNOR-popcount.
+
+    RSign, the head split and the packing in one: the signs of ``q +
+    q_shift`` are packed straight from ``q`` (no ±1 tensor), the heads are
+    split on the packed words when the head size is a multiple of 32 bits
+    (else on the shifted floats), and the integer product is returned as
+    ``q``'s dtype. Equal to :func:`sign_product` of the RSign outputs.
+
+    Args:
+        q (Tensor): (B, N, C) queries before their binarizer.
+        q_shift (Tensor): (C,) the queries' RSign shift.
+        k (Tensor): (B, M, C) keys before their binarizer.
+        k_shift (Tensor): (C,) the keys' RSign shift.
+        num_heads (int): Heads; ``C`` is a multiple of it.
+
+    Returns:
+        Tensor: (B, heads, N, M) integer-valued, in the dtype of ``q``.
+    """
+    dims = q.shape[-1] // num_heads
+    packed = []
+    for x, shift in ((q, q_shift), (k, k_shift)):
+        shift = shift.reshape(-1).to(x.dtype)
+        if dims % 32 == 0:
+            words = pack_shifted_signs(x, shift)
+            packed.append(words.unflatten(-1, (num_heads, -1)).transpose(
+                1, 2).contiguous())
+        else:
+            b, n, c = x.shape
+            heads = (x + shift).reshape(b, n, num_heads, dims).transpose(1, 2)
+            packed.append(pack_signs(heads))
+    return bmm_pm1(packed[0], packed[1], dims).to(q.dtype)
+
+
 def mask_value_product(attn: torch.Tensor, alpha: torch.Tensor,
                        v_pm1: torch.Tensor) -> torch.Tensor:
     """``attn @ v_pm1`` for a binarized attention ``attn = alpha * mask``.
@@ -147,14 +183,21 @@ def mask_value_product(attn: torch.Tensor, alpha: torch.Tensor,
     Args:
         attn (Tensor): (B, heads, N, N) attention in ``{0, alpha}``.
         alpha (Tensor): (1, heads, 1, 1) positive per-head values.
-        v_pm1 (Tensor): (B, heads, N, d) ±1 values.
+        v_pm1 (Tensor): (B, heads, N, d) ±1 values, or (B, N, heads * d)
+            with the heads not yet split.
 
     Returns:
         Tensor: (B, heads, N, d) in the dtype of ``v_pm1``.
     """
     tokens = attn.shape[-1]
-    counts = bmm_mask_pm1(pack_mask(attn), pack_signs(v_pm1, dim=-2),
-                          tokens)
+    if v_pm1.dim() == 3:
+        # (B, M, C) with the heads still merged: pack along the tokens in
+        # place, then split the heads on the packed words (no copy of V)
+        v_bits = pack_signs(v_pm1, dim=-2).unflatten(
+            1, (attn.shape[1], -1))
+    else:
+        v_bits = pack_signs(v_pm1, dim=-2)
+    counts = bmm_mask_pm1(pack_mask(attn), v_bits, tokens)
     return alpha.to(v_pm1.dtype) * counts.to(v_pm1.dtype)
 
 

@@ -17,7 +17,7 @@ PACKED_SUFFIX = 'weight_packed'
 
 
 def switch_to_deploy(model: nn.Module, cuda_graph: bool = False,
-                     fused: bool = False, **graph_options) -> List[str]:
+                     fused: bool = True, **graph_options) -> List[str]:
     """Call ``switch_to_deploy()`` on every submodule of ``model`` that has it.
 
     Each module converts itself only, and a second call is a no-op, so the
@@ -32,11 +32,14 @@ def switch_to_deploy(model: nn.Module, cuda_graph: bool = False,
             CUDA graph, captured on the first CUDA call, replayed for that
             input shape, eager for others (see
             :mod:`mmdidb.models.deploy.graph_runtime`). Defaults to False.
-        fused (bool): Run each deployed binary linear layer's RSign,
-            packing, GEMM, scale and bias as two fused kernels
-            (``BinaryLinear.fused_deploy``; the same numbers bit for bit,
-            but the RSign modules are no longer called, so forward hooks on
-            them stay silent). Defaults to False.
+        fused (bool): Pack the binary inputs of the linear layers and of
+            Q·Kᵀ straight from ``x + shift`` (their RSign, the packing and,
+            for the linears, the GEMM's scale and bias in fused kernels), so
+            no ±1 input is written as floats (the ``fused_deploy`` attribute
+            of those modules). The same numbers bit for bit; but those RSign
+            modules are no longer called, so forward hooks on them stay
+            silent: pass False to keep every binarizer running (for
+            inspection). Defaults to True.
         **graph_options: Options of
             :class:`~mmdidb.models.deploy.graph_runtime.CUDAGraphRunner`.
 
@@ -51,11 +54,10 @@ def switch_to_deploy(model: nn.Module, cuda_graph: bool = False,
         switch = getattr(module, 'switch_to_deploy', None)
         if callable(switch) and not getattr(module, 'deploy', False):
             switch()
-    if fused:
-        for module in modules.values():
-            if getattr(module, 'deploy', False) and hasattr(
-                    module, 'fused_deploy'):
-                module.fused_deploy = True
+    for module in modules.values():
+        if getattr(module, 'deploy', False) and hasattr(module,
+                                                        'fused_deploy'):
+            module.fused_deploy = fused
     if cuda_graph:
         enable_cuda_graph(model, **graph_options)
     elif graph_options:

@@ -106,9 +106,10 @@ class BinaryLinear(nn.Linear):
     ``weight`` is replaced by the buffers ``weight_packed`` (its signs, 1 bit
     per weight in ``int32`` words) and ``weight_scale`` (one per output
     channel), and the product runs as an XNOR-popcount GEMM
-    (:func:`mmdidb.ops.bmm_pm1`). With ``fused_deploy`` (set by
-    ``switch_to_deploy(model, fused=True)``) the input binarizer's shift,
-    the packing, the GEMM, the scale and the bias run as two fused kernels
+    (:func:`mmdidb.ops.bmm_pm1`). With ``fused_deploy`` (the default;
+    ``switch_to_deploy(model, fused=False)`` clears it) the input
+    binarizer's shift, the packing, the GEMM, the scale and the bias run as
+    two fused kernels
     (:func:`~mmdidb.models.deploy.packed_ops.binary_linear_fused`), with
     the same result bit for bit; the RSign module is then not called.
     """
@@ -124,7 +125,7 @@ class BinaryLinear(nn.Linear):
         self.binary_acts = binary_acts
         self.input_binarizer = RSign(in_features) if binary_acts else None
         self.deploy = False
-        self.fused_deploy = False
+        self.fused_deploy = True
 
     def binary_weight(self) -> torch.Tensor:
         """The weight used in the forward pass (binarized if configured)."""

@@ -169,7 +169,7 @@ class DIBA(BaseModule):
         v_heads = split_heads(v, self.num_heads)
         if self.deploy:
             alpha = self.attn_binarizer.alpha.clamp(min=1e-6).view(1, -1, 1, 1)
-            out = mask_value_product(attn, alpha, v_heads)
+            out = mask_value_product(attn, alpha, v)
         else:
             out = attn @ v_heads
         reduced = v.shape[1] != attn.shape[-2]

@@ -6,7 +6,7 @@ import torch
 from mmengine.registry import MODELS
 from torch import nn
 
-from ..deploy.packed_ops import sign_product
+from ..deploy.packed_ops import shifted_sign_product, sign_product
 from .binarizers import RSign
 from .haar import StationaryHaarSplit
 from .wrapped_linear import apply_activation
@@ -29,7 +29,11 @@ class _QKBinarizers(nn.Module):
 
     In deploy mode (binary activations only) the ±1 product runs as an
     XNOR-popcount GEMM on packed bits; it is integer-valued either way, so
-    both modes give the same numbers.
+    both modes give the same numbers. With ``fused_deploy`` (the default,
+    see :func:`~mmdidb.models.deploy.switch_to_deploy`) the bits are packed
+    straight from ``x + shift``
+    (:func:`~mmdidb.models.deploy.packed_ops.shifted_sign_product`) and the
+    RSign modules are not called.
     """
 
     def __init__(self, embed_dims: int, binary_acts: bool):
@@ -38,9 +42,13 @@ class _QKBinarizers(nn.Module):
         self.q = RSign(embed_dims) if binary_acts else nn.Identity()
         self.k = RSign(embed_dims) if binary_acts else nn.Identity()
         self.deploy = False
+        self.fused_deploy = True
 
     def product(self, q: torch.Tensor, k: torch.Tensor,
                 num_heads: int) -> torch.Tensor:
+        if self.deploy and self.fused_deploy:
+            return shifted_sign_product(q, self.q.beta, k, self.k.beta,
+                                        num_heads)
         q = split_heads(self.q(q), num_heads)
         k = split_heads(self.k(k), num_heads)
         if self.deploy:

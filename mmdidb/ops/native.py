@@ -1,0 +1,98 @@
+"""Building and loading the plain-C CPU kernels of :mod:`mmdidb.ops`.
+
+The C sources in ``csrc/`` are compiled on first use with the system C
+compiler (``$CC``, default ``cc``) into ``$MMDIDB_CPU_KERNEL_DIR`` (default
+``~/.cache/mmdidb``), one shared library per source and flags, keyed by
+their hash so that an edited source is rebuilt, and loaded with ctypes
+(which releases the GIL during each call). ``MMDIDB_CPU_KERNELS=0`` turns
+every C path off: callers then use the torch formulation, which computes
+the same numbers.
+"""
+import ctypes
+import hashlib
+import logging
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Optional, Sequence
+
+CSRC = Path(__file__).parent / 'csrc'
+ENV_SWITCH = 'MMDIDB_CPU_KERNELS'
+
+logger = logging.getLogger(__name__)
+
+
+class CpuKernelBuildError(RuntimeError):
+    """The C compiler could not build a kernel source."""
+
+
+def enabled() -> bool:
+    """Whether ``MMDIDB_CPU_KERNELS`` allows the C kernels (default yes)."""
+    return os.environ.get(ENV_SWITCH, '1').strip() != '0'
+
+
+def library_path(source: Path, cflags: Sequence[str]) -> Path:
+    """Where the shared library of ``source`` built with ``cflags`` goes."""
+    digest = hashlib.sha256(source.read_bytes() + ' '.join(cflags).encode())
+    root = Path(os.environ.get('MMDIDB_CPU_KERNEL_DIR',
+                               Path.home() / '.cache' / 'mmdidb'))
+    return root / f'{source.stem}_{digest.hexdigest()[:16]}.so'
+
+
+def build(source: Path, cflags: Sequence[str], libs: Sequence[str] = (),
+          path: Optional[Path] = None) -> Path:
+    """Compile ``source`` into a shared library, once per source and flags.
+
+    The library is written under a temporary name and renamed, so parallel
+    processes (pytest-xdist, distributed workers) never load half a file.
+
+    Args:
+        source (Path): The C file.
+        cflags (Sequence[str]): Compiler flags (``-shared -fPIC`` included).
+        libs (Sequence[str]): Linker flags after the source, e.g. ``-lm``.
+        path (Path, optional): Output file; defaults to
+            :func:`library_path`.
+
+    Returns:
+        Path: The shared library.
+
+    Raises:
+        CpuKernelBuildError: No C compiler, or it failed (its output is in
+            the message).
+    """
+    path = Path(path or library_path(source, cflags))
+    if path.exists():
+        return path
+    compiler = shutil.which(os.environ.get('CC', 'cc'))
+    if compiler is None:
+        raise CpuKernelBuildError(
+            f'no C compiler ({os.environ.get("CC", "cc")!r} is not on PATH); '
+            'install gcc or set CC')
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f'.{os.getpid()}.tmp')
+    proc = subprocess.run([compiler, *cflags, str(source), '-o', str(tmp),
+                           *libs], capture_output=True, text=True)
+    if proc.returncode != 0:
+        tmp.unlink(missing_ok=True)
+        raise CpuKernelBuildError(f'{compiler} failed on {source}:\n'
+                                  f'{proc.stderr}')
+    tmp.replace(path)
+    return path
+
+
+def load(source: Path, cflags: Sequence[str], libs: Sequence[str] = (),
+         what: str = 'CPU kernels') -> Optional[ctypes.CDLL]:
+    """Build (if needed) and load ``source``; None when disabled or unusable.
+
+    A library that cannot be built is logged once as a warning naming the
+    reason; the caller falls back to its torch formulation.
+    """
+    if not enabled():
+        return None
+    try:
+        return ctypes.CDLL(str(build(source, cflags, libs)))
+    except (CpuKernelBuildError, OSError) as err:
+        logger.warning('mmdidb: the %s are unavailable, the (slower, '
+                       'same-valued) torch path is used: %s', what, err)
+        return None
