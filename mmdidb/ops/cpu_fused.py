@@ -4,9 +4,8 @@ The straight-through binarizers and IRPReLU are chains of element-wise
 operations; on CPU torch runs each as its own pass over memory, and these
 chains, not the matrix products, took most of a training step (profile in
 docs/benchmarks.md, "Training step"). ``csrc/cpu_fused.c`` does each chain
-in one pass. It is plain C, built on first use with the system C compiler
-(``$CC``, default ``cc``) into ``$MMDIDB_CPU_KERNEL_DIR`` (default
-``~/.cache/mmdidb``), keyed by the source's hash, and loaded with ctypes.
+in one pass, its channels split over ``torch.get_num_threads()`` threads.
+It is plain C, built and loaded by :mod:`mmdidb.ops.native`.
 
 The values written are torch's, bit for bit (same float operations, no
 fused multiply-add); parameter gradients (column sums) are accumulated in
@@ -17,37 +16,28 @@ otherwise (no C compiler, other dtypes, CUDA), which computes the same
 numbers. ``MMDIDB_CPU_KERNELS=0`` turns the C path off.
 """
 import ctypes
-import hashlib
-import logging
-import os
-import shutil
-import subprocess
 from pathlib import Path
 from typing import Optional, Tuple
 
 import torch
 
-SOURCE = Path(__file__).parent / 'csrc' / 'cpu_fused.c'
+from . import native
+from .native import CpuKernelBuildError  # noqa: F401  (part of the API)
+
+SOURCE = native.CSRC / 'cpu_fused.c'
 #: -ffp-contract=off: no fused multiply-add, so results match torch's;
 #: -fno-trapping-math lets the selects vectorize (FP exceptions are not
 #: observed; no arithmetic changes)
-CFLAGS = ('-O3', '-std=c99', '-fPIC', '-shared', '-ffp-contract=off',
-          '-fno-trapping-math')
+CFLAGS = ('-O3', '-std=c99', '-fPIC', '-shared', '-pthread',
+          '-ffp-contract=off', '-fno-trapping-math')
+LIBS = ('-lm', )
 
-logger = logging.getLogger(__name__)
 _state = {}
-
-
-class CpuKernelBuildError(RuntimeError):
-    """The C compiler could not build ``cpu_fused.c``."""
 
 
 def library_path() -> Path:
     """Where the shared library of the current source is (or will be)."""
-    digest = hashlib.sha256(SOURCE.read_bytes() + ' '.join(CFLAGS).encode())
-    root = Path(os.environ.get('MMDIDB_CPU_KERNEL_DIR',
-                               Path.home() / '.cache' / 'mmdidb'))
-    return root / f'cpu_fused_{digest.hexdigest()[:16]}.so'
+    return native.library_path(SOURCE, CFLAGS)
 
 
 def build(path: Optional[Path] = None) -> Path:
@@ -57,49 +47,30 @@ def build(path: Optional[Path] = None) -> Path:
         CpuKernelBuildError: No C compiler, or it failed (its output is in
             the message).
     """
-    path = Path(path or library_path())
-    if path.exists():
-        return path
-    compiler = shutil.which(os.environ.get('CC', 'cc'))
-    if compiler is None:
-        raise CpuKernelBuildError(
-            f'no C compiler ({os.environ.get("CC", "cc")!r} is not on PATH); '
-            'install gcc or set CC')
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f'.{os.getpid()}.tmp')
-    proc = subprocess.run([compiler, *CFLAGS, str(SOURCE), '-o', str(tmp),
-                           '-lm'], capture_output=True, text=True)
-    if proc.returncode != 0:
-        tmp.unlink(missing_ok=True)
-        raise CpuKernelBuildError(f'{compiler} failed on {SOURCE}:\n'
-                                  f'{proc.stderr}')
-    tmp.replace(path)
-    return path
+    return native.build(SOURCE, CFLAGS, LIBS, path)
 
 
 def _load():
     if 'lib' in _state:
         return _state['lib']
-    lib = None
-    if os.environ.get('MMDIDB_CPU_KERNELS', '1') != '0':
-        try:
-            lib = ctypes.CDLL(str(build()))
-        except (CpuKernelBuildError, OSError) as err:
-            logger.warning(
-                'mmdidb: the fused CPU kernels are unavailable, the training '
-                'graph uses the (slower, same-valued) torch passes: %s', err)
+    lib = native.load(SOURCE, CFLAGS, LIBS,
+                      what='fused CPU kernels of the training graph')
     if lib is not None:
-        p, i = ctypes.c_void_p, ctypes.c_int64
-        lib.sign_shift_fwd.argtypes = [p, p, p, i, i]
-        lib.approx_sign_bwd.argtypes = [p, p, p, p, p, i, i]
+        p, i, n = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int
+        lib.sign_shift_fwd.argtypes = [p, p, p, i, i, n]
+        lib.approx_sign_bwd.argtypes = [p, p, p, p, p, i, i, n]
         lib.approx_sign_bwd.restype = ctypes.c_int
         lib.shifted_prelu_bwd.restype = ctypes.c_int
-        lib.shifted_prelu_fwd.argtypes = [p, p, p, p, p, i, i, i]
-        lib.shifted_prelu_bwd.argtypes = [p, p, p, p, p, p, p, p, i, i, i]
+        lib.shifted_prelu_fwd.argtypes = [p, p, p, p, p, i, i, i, n]
+        lib.shifted_prelu_bwd.argtypes = [p, p, p, p, p, p, p, p, i, i, i, n]
         lib.sign_shift_fwd.restype = None
         lib.shifted_prelu_fwd.restype = None
     _state['lib'] = lib
     return lib
+
+
+def _threads() -> int:
+    return torch.get_num_threads()
 
 
 def available() -> bool:
@@ -152,7 +123,7 @@ def sign_shift(x: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
     out = torch.empty_like(x)
     beta = _channels(beta, channels)  # kept alive: C reads its memory
     _load().sign_shift_fwd(_ptr(x), _ptr(beta), _ptr(out),
-                           x.numel() // channels, channels)
+                           x.numel() // channels, channels, _threads())
     return out
 
 
@@ -183,7 +154,7 @@ def approx_sign_backward_(grad: torch.Tensor, x: torch.Tensor,
     _check(_load().approx_sign_bwd(
         _ptr(x), _ptr(beta), _ptr(grad),
         _ptr(signs) if want_signs else None, _ptr(gbeta),
-        x.numel() // channels, channels))
+        x.numel() // channels, channels, _threads()))
     return grad, gbeta, signs
 
 
@@ -213,7 +184,7 @@ def shifted_prelu(x: torch.Tensor, gamma: torch.Tensor, slope: torch.Tensor,
     gamma, slope = _channels(gamma, channels), _channels(slope, channels)
     _load().shifted_prelu_fwd(
         _ptr(x), _ptr(gamma), _ptr(slope), _ptr(table), _ptr(out),
-        x.numel() // channels, channels, table.shape[0])
+        x.numel() // channels, channels, table.shape[0], _threads())
     return out
 
 
@@ -240,5 +211,5 @@ def shifted_prelu_backward(grad_output: torch.Tensor, x: torch.Tensor,
     _check(_load().shifted_prelu_bwd(
         _ptr(x), _ptr(gamma), _ptr(slope), _ptr(grad_output), _ptr(gx),
         _ptr(gsum), _ptr(gslope), _ptr(gshift), x.numel() // channels,
-        channels, rows))
+        channels, rows, _threads()))
     return gx, gsum, gslope, gshift

@@ -24,7 +24,7 @@ from typing import Optional
 
 import torch
 
-from . import cpu_bits, cuda_backend
+from . import cpu_bits, cuda_backend, library
 from .backend import resolve_pack_backend, resolve_product_backend
 from .packing import pack_signs
 from .products import bmm_pm1
@@ -68,6 +68,9 @@ def pack_shifted_signs(x: torch.Tensor, shift: torch.Tensor,
     _check_vector(shift, 'shift', x.shape[-1], x)
     if not shift.is_floating_point():
         raise TypeError(f'shift must be a float tensor, got {shift.dtype}')
+    if backend is None and library.tracing():
+        return torch.ops.mmdidb.pack_shifted_signs(x.detach(),
+                                                    shift.detach())
     path = resolve_pack_backend(backend, x.device)
     if path == 'cpu' and x.dtype == shift.dtype == torch.float32:
         return cpu_bits.pack_rows(x.detach(), shift.detach())
@@ -112,6 +115,11 @@ def bmm_pm1_scaled(a_packed: torch.Tensor, b_packed: torch.Tensor, k: int,
     _check_vector(scale, 'scale', n, a_packed)
     if bias is not None:
         _check_vector(bias, 'bias', n, a_packed)
+    if backend is None and dtype in (None, scale.dtype) and library.tracing():
+        return torch.ops.mmdidb.bmm_pm1_scaled(a_packed, b_packed, k,
+                                               scale.detach(),
+                                               None if bias is None
+                                               else bias.detach())
     dtype = scale.dtype if dtype is None else dtype
     path = resolve_product_backend(backend, a_packed.device)
     if (path == 'cpu' and dtype == scale.dtype == torch.float32

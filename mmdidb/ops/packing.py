@@ -15,7 +15,7 @@ from typing import Optional
 
 import torch
 
-from . import cpu_bits, cuda_backend
+from . import cpu_bits, cuda_backend, library
 from .backend import resolve_pack_backend
 from .bits import WORD_BITS, num_words
 from .validation import check_length, check_tensor, check_words
@@ -61,6 +61,10 @@ def _pack(x: torch.Tensor, dim: int, mode: str,
     if x.dim() == 0:
         raise ValueError('cannot pack a 0-d tensor')
     dim = _check_dim(dim, x.dim()) % x.dim()
+    if backend is None and library.tracing():
+        op = torch.ops.mmdidb.pack_signs if mode == 'sign' \
+            else torch.ops.mmdidb.pack_mask
+        return op(x.detach(), dim)
     x = x.detach()
     path = resolve_pack_backend(backend, x.device)
     if path == 'cpu' and x.dtype == torch.float32:

@@ -10,7 +10,7 @@ from typing import Optional
 
 import torch
 
-from . import cpu_bits, cuda_backend
+from . import cpu_bits, cuda_backend, library
 from .backend import resolve_product_backend
 from .reference import bmm_mask_pm1_torch, bmm_pm1_torch
 from .validation import check_pair
@@ -47,6 +47,8 @@ def bmm_pm1(a_packed: torch.Tensor, b_packed: torch.Tensor, k: int,
         RuntimeError: A forced CUDA backend cannot run.
     """
     k, batch = check_pair(a_packed, b_packed, k, 'a_packed', 'b_packed')
+    if backend is None and library.tracing():
+        return torch.ops.mmdidb.bmm_pm1(a_packed, b_packed, k)
     path = resolve_product_backend(backend, a_packed.device)
     if path == 'torch':
         return bmm_pm1_torch(a_packed, b_packed, k)
@@ -83,6 +85,8 @@ def bmm_mask_pm1(mask_packed: torch.Tensor, v_packed: torch.Tensor, k: int,
         RuntimeError: A forced CUDA backend cannot run.
     """
     k, batch = check_pair(mask_packed, v_packed, k, 'mask_packed', 'v_packed')
+    if backend is None and library.tracing():
+        return torch.ops.mmdidb.bmm_mask_pm1(mask_packed, v_packed, k)
     path = resolve_product_backend(backend, mask_packed.device)
     if path == 'torch':
         return bmm_mask_pm1_torch(mask_packed, v_packed, k)

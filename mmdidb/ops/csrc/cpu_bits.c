@@ -267,6 +267,63 @@ DEFINE_TILE_AVX512(tile_avx512_1_xor, 1, OP_XOR)
 DEFINE_TILE_AVX512(tile_avx512_6_and, 6, OP_AND)
 DEFINE_TILE_AVX512(tile_avx512_1_and, 1, OP_AND)
 
+/* The epilogue of one row of a tile, `width` <= 16 (AVX2: 8) lanes at a
+ * time: the same integer and float operations as store_row, vectorized
+ * (separate multiply and add: two roundings, as torch). */
+__attribute__((target("avx512f,avx512vl,avx512bw,avx512vpopcntdq")))
+static void store_row_avx512(const gemm_task *t, int64_t bi, int64_t m,
+                             int64_t n0, int64_t width, const int32_t *counts,
+                             int32_t ones) {
+    int64_t base = (bi * t->M + m) * t->N + n0;
+    const __m512i kvec = _mm512_set1_epi32((int)t->k);
+    const __m512i onesv = _mm512_set1_epi32(ones);
+    for (int64_t j = 0; j < width; j += 16) {
+        __mmask16 lanes = width - j >= 16 ? (__mmask16)0xFFFF
+                                          : (__mmask16)((1u << (width - j)) - 1);
+        __m512i c = _mm512_maskz_loadu_epi32(lanes, counts + j);
+        __m512i twice = _mm512_add_epi32(c, c);
+        __m512i dot = t->op == OP_XOR ? _mm512_sub_epi32(kvec, twice)
+                                      : _mm512_sub_epi32(twice, onesv);
+        if (t->out_f) {
+            __m512 v = _mm512_mul_ps(
+                _mm512_cvtepi32_ps(dot),
+                _mm512_maskz_loadu_ps(lanes, t->scale + n0 + j));
+            if (t->bias)
+                v = _mm512_add_ps(
+                    v, _mm512_maskz_loadu_ps(lanes, t->bias + n0 + j));
+            _mm512_mask_storeu_ps(t->out_f + base + j, lanes, v);
+        } else {
+            _mm512_mask_storeu_epi32(t->out_i + base + j, lanes, dot);
+        }
+    }
+}
+
+__attribute__((target("avx2"))) static void
+store_row_avx2(const gemm_task *t, int64_t bi, int64_t m, int64_t n0,
+               int64_t width, const int32_t *counts, int32_t ones) {
+    int64_t base = (bi * t->M + m) * t->N + n0;
+    const __m256i kvec = _mm256_set1_epi32((int)t->k);
+    const __m256i onesv = _mm256_set1_epi32(ones);
+    int64_t j = 0;
+    for (; j + 8 <= width; j += 8) {
+        __m256i c = _mm256_loadu_si256((const __m256i *)(counts + j));
+        __m256i twice = _mm256_add_epi32(c, c);
+        __m256i dot = t->op == OP_XOR ? _mm256_sub_epi32(kvec, twice)
+                                      : _mm256_sub_epi32(twice, onesv);
+        if (t->out_f) {
+            __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(dot),
+                                     _mm256_loadu_ps(t->scale + n0 + j));
+            if (t->bias)
+                v = _mm256_add_ps(v, _mm256_loadu_ps(t->bias + n0 + j));
+            _mm256_storeu_ps(t->out_f + base + j, v);
+        } else {
+            _mm256_storeu_si256((__m256i *)(t->out_i + base + j), dot);
+        }
+    }
+    if (j < width)
+        store_row(t, bi, m, n0 + j, width - j, counts + j, ones);
+}
+
 /* One job on the vector kernels: rows in tiles of R, channels in tiles of
  * 2 panels. `panels` holds the repacked channels [n0, n0 + nc). */
 static void job_vector(const gemm_task *t, int64_t bi, int64_t n0, int64_t nc,
@@ -303,10 +360,13 @@ static void job_vector(const gemm_task *t, int64_t bi, int64_t n0, int64_t nc,
                         ar, p, t->W, c16);
             }
             for (int r = 0; r < rows; ++r) {
-                const int32_t *row = avx512 ? counts[r]
-                                            : ((int32_t (*)[16])counts)[r];
-                store_row(t, bi, m + r, n0 + c0, width, row,
-                          t->op == OP_AND ? ones[m + r] : 0);
+                int32_t own = t->op == OP_AND ? ones[m + r] : 0;
+                if (avx512)
+                    store_row_avx512(t, bi, m + r, n0 + c0, width, counts[r],
+                                     own);
+                else
+                    store_row_avx2(t, bi, m + r, n0 + c0, width,
+                                   ((int32_t (*)[16])counts)[r], own);
             }
             m += rows;
         }
