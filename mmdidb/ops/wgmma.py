@@ -19,7 +19,7 @@ import os
 import threading
 import warnings
 from pathlib import Path
-from typing import Dict, Optional
+from typing import Dict, Optional, Tuple
 
 import torch
 
@@ -110,12 +110,35 @@ def unusable_reason(device: torch.device) -> Optional[str]:
         return reason
 
 
+def launch_grid(m: int, n: int, matrices: int) -> Tuple[int, int, int]:
+    """The grid of one wgmma launch, checked against CUDA's grid limits.
+
+    Args:
+        m (int): Rows of ``A`` per matrix.
+        n (int): Rows of ``B`` per matrix.
+        matrices (int): Matrices in the launch (the broadcast batch).
+
+    Returns:
+        tuple[int, int, int]: Blocks along x (column tiles), y (row tiles)
+        and z (matrices).
+
+    Raises:
+        ValueError: More matrices or more row tiles than a grid holds; the
+            message names the limit.
+    """
+    tile_m, tile_n, _ = TILE
+    if matrices > cuda_backend.MAX_GRID_Z:
+        raise ValueError(f'at most {cuda_backend.MAX_GRID_Z} matrices per '
+                         'call on the wgmma path')
+    cuda_backend.check_row_tiles(m, tile_m)
+    return (n + tile_n - 1) // tile_n, (m + tile_m - 1) // tile_m, matrices
+
+
 def launch_bmm(a: torch.Tensor, b: torch.Tensor, k: int, op: str,
                lbo: int = LBO, sbo: int = SBO) -> torch.Tensor:
     """Run a wgmma product on validated operands (see :func:`bmm_pm1_wgmma`)."""
     import numpy as np  # noqa: PLC0415  (a CuPy dependency)
 
-    cupy = cuda_backend._cupy()
     device = a.device
     m, words = a.shape[-2], a.shape[-1]
     n = b.shape[-2]
@@ -129,12 +152,9 @@ def launch_bmm(a: torch.Tensor, b: torch.Tensor, k: int, op: str,
     a3, stride_a = cuda_backend._batch_view(a, batch, m, words)
     b3, stride_b = cuda_backend._batch_view(b, batch, n, words)
     out3 = out.view(-1, m, n)
-    tile_m, tile_n, threads = TILE
-    if out3.shape[0] > cuda_backend.MAX_GRID_Z:
-        raise ValueError(f'at most {cuda_backend.MAX_GRID_Z} matrices per '
-                         'call on the wgmma path')
-    grid = ((n + tile_n - 1) // tile_n, (m + tile_m - 1) // tile_m,
-            out3.shape[0])
+    grid = launch_grid(m, n, out3.shape[0])
+    threads = TILE[2]
+    cupy = cuda_backend._cupy()
     function = _functions[(device.index or 0, f'mmdidb_bmm_wgmma_{op}')]
     with cupy.cuda.Device(device.index), cuda_backend._stream(device):
         function(grid, (threads, ),

@@ -6,8 +6,10 @@ portable fallback warns once and returns the portable result. On an sm_90
 GPU (H100/H200; skipped elsewhere): the products are exact, one tile and
 many shapes.
 """
+import contextlib
 import importlib.util
 import random
+import types
 import warnings
 
 import pytest
@@ -17,6 +19,7 @@ from mmdidb.ops import (
     bmm_mask_pm1,
     bmm_pm1,
     compile_check,
+    cuda_backend,
     pack_mask,
     pack_signs,
     wgmma,
@@ -66,6 +69,50 @@ def test_fallback_on_cpu_warns_once_and_is_exact(monkeypatch):
     assert torch.equal(out, bmm_mask_pm1(a, b, 70))
     with pytest.raises(ValueError, match='need CUDA tensors'):
         wgmma.bmm_pm1_wgmma(a, b, 70)
+
+
+@pytest.fixture
+def fake_launch(monkeypatch):
+    """Run :func:`wgmma.launch_bmm` on the CPU, recording each launch.
+
+    CuPy, the stream and the kernels are stand-ins; the host side (grid,
+    checks, kernel arguments) is the real code.
+    """
+    launches = []
+    fake_cupy = types.SimpleNamespace(cuda=types.SimpleNamespace(
+        Device=lambda index: contextlib.nullcontext()))
+    monkeypatch.setattr(cuda_backend, '_cupy', lambda: fake_cupy)
+    monkeypatch.setattr(cuda_backend, '_stream',
+                        lambda device: contextlib.nullcontext())
+
+    def kernel(name):
+        return lambda grid, block, args: launches.append(
+            (name, grid, block, tuple(int(a) for a in args)))
+
+    monkeypatch.setattr(wgmma, '_functions', {
+        (0, name): kernel(name) for name in wgmma.KERNELS})
+    return launches
+
+
+def test_row_tiles_beyond_grid_y_are_refused_before_launch(fake_launch):
+    # blockIdx.y holds at most 65535 row tiles of 64 rows
+    limit = 65535 * wgmma.TILE[0]
+    b = torch.zeros(3, 1, dtype=torch.int32)
+    wgmma.launch_bmm(torch.zeros(limit, 1, dtype=torch.int32), b, 32, 'xor')
+    assert [grid for _, grid, *_ in fake_launch] == [(1, 65535, 1)]
+    with pytest.raises(ValueError, match='at most 4194240 rows'):
+        wgmma.launch_bmm(torch.zeros(limit + 1, 1, dtype=torch.int32), b,
+                         32, 'xor')
+    assert len(fake_launch) == 1
+    with pytest.raises(ValueError, match='at most 4194240 rows'):
+        wgmma.launch_grid(limit + 1, 3, 1)
+    # the same check as the portable kernels', with their tile
+    with pytest.raises(ValueError, match='at most 4194240 rows'):
+        cuda_backend.check_row_tiles(limit + 1, 64)
+    cuda_backend.check_row_tiles(limit, 64)
+    assert cuda_backend.MAX_GRID_Y == 65535
+    with pytest.raises(ValueError, match='at most 65535 matrices'):
+        wgmma.launch_grid(1, 1, cuda_backend.MAX_GRID_Z + 1)
 
 
 @needs_sm90
