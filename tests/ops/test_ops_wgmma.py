@@ -2,13 +2,15 @@
 
 Without a GPU: the sm_90a cubin builds with nvcc, the instruction is really
 in it (ptxas refuses the unguarded source for plain sm_90), and the
-portable fallback warns once and returns the portable result. On an sm_90
-GPU (H100/H200; skipped elsewhere): the products are exact, one tile and
-many shapes.
+portable fallback warns once and returns the portable result; the host
+side of a launch (grid limits, the k256 step count given to the kernel) with
+CuPy faked. On an sm_90 GPU (H100/H200; skipped elsewhere): the products are
+exact, one tile and many shapes.
 """
 import contextlib
 import importlib.util
 import random
+import re
 import types
 import warnings
 
@@ -115,6 +117,48 @@ def test_row_tiles_beyond_grid_y_are_refused_before_launch(fake_launch):
         wgmma.launch_grid(1, 1, cuda_backend.MAX_GRID_Z + 1)
 
 
+@pytest.mark.parametrize('words, steps', [
+    (1, [1]), (8, [1]), (9, [2]), (12, [2]), (24, [3]), (32, [4]),
+    (40, [4, 1]), (48, [4, 2]), (64, [4, 4]), (72, [4, 4, 1])])
+def test_steps_stop_at_the_last_word(words, steps):
+    # a k256 step is 8 words: K = 384 bits (DeiT-S) packs into 12 words,
+    # 2 steps, where a full 32-word stage has 4
+    assert wgmma.stage_steps(words) == steps
+    assert wgmma.k_steps(words) == sum(steps)
+
+
+def _kernel_parameters(name):
+    text = wgmma.SOURCE.read_text()
+    found = re.search(rf'\b{name}\(([^)]*)\)', text)
+    return [re.findall(r'\w+', p)[-1] for p in found.group(1).split(',')]
+
+
+def test_kernel_is_given_the_step_count(fake_launch):
+    a = pack_signs(random_values((5, 384), 1))
+    b = pack_signs(random_values((7, 384), 2))
+    assert a.shape[-1] == 12
+    wgmma.launch_bmm(a, b, 384, 'and')
+    (name, grid, block, args), = fake_launch
+    assert (name, grid, block) == ('mmdidb_bmm_wgmma_and', (1, 1, 1), (128,))
+    params = _kernel_parameters(name)
+    assert params == _kernel_parameters('mmdidb_bmm_wgmma_xor')
+    assert params[3:] == ['M', 'N', 'W', 'k', 'ksteps', 'strideA',
+                          'strideB', 'lbo', 'sbo']
+    assert dict(zip(params[3:], args[3:])) == dict(
+        M=5, N=7, W=12, k=384, ksteps=2, strideA=60, strideB=84,
+        lbo=wgmma.LBO, sbo=wgmma.SBO)
+    assert len(args) == len(params)
+
+
+def test_host_constants_match_the_kernel_source():
+    text = wgmma.SOURCE.read_text()
+    defines = dict(re.findall(r'#define (WG_\w+) (\d+)', text))
+    assert (int(defines['WG_BM']), int(defines['WG_BN']),
+            int(defines['WG_THREADS'])) == wgmma.TILE
+    assert int(defines['WG_STEP_WORDS']) == wgmma.STEP_WORDS
+    assert int(defines['WG_STAGE_WORDS']) == wgmma.STAGE_WORDS
+
+
 @needs_sm90
 def test_single_tile_is_exact():
     torch.manual_seed(0)
@@ -146,6 +190,23 @@ def test_products_are_exact(op):
             a = pack_mask(mask)
         got = wgmma.bmm_pm1_wgmma(a.cuda(), pack_signs(v).cuda(), k, op=op)
         assert torch.equal(got.cpu(), expected), (op, batch, m, n, k)
+
+
+@needs_sm90
+@pytest.mark.parametrize('op', ['xor', 'and'])
+@pytest.mark.parametrize('k', [384, 768, 1792])
+def test_partial_last_stage_is_exact(k, op):
+    # 2, 3 and 4 + 3 k256 steps: the kernel stops before a stage's padding
+    x = random_values((70, k), 11)
+    v = random_values((130, k), 12)
+    if op == 'xor':
+        a, expected = pack_signs(x), exact_pm1_product(x, v)
+    else:
+        mask = random_mask((70, k), 13)
+        a = pack_mask(mask)
+        expected = ((mask != 0).double() @ pm1(v).T).to(torch.int32)
+    got = wgmma.bmm_pm1_wgmma(a.cuda(), pack_signs(v).cuda(), k, op=op)
+    assert torch.equal(got.cpu(), expected)
 
 
 @needs_sm90
