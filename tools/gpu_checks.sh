@@ -6,9 +6,10 @@
 #      if CuPy is installed); the wgmma cubin builds, and its SASS is listed
 #      (GMMA instructions present?);
 #   2. all GPU tests in one pytest run: the kernels (mma / popc / packing,
-#      the fused sign-shift+pack and scale+bias epilogue, wgmma b1), the
-#      deploy mode on CUDA, the CUDA-graph runtime (captured == eager bit
-#      for bit, shape fallback), the fused deployed model,
+#      the fused sign-shift+pack and scale+bias epilogue, wgmma b1 with
+#      partly filled last stages), the deploy mode on CUDA, the CUDA-graph
+#      runtime (captured == eager bit for bit, DIDBSwin's shifted windows
+#      included, shape fallback), the fused deployed model,
 #      tools/test.py --cuda-graph on a deploy checkpoint, and torch.compile
 #      of a DIDB-ViT training graph (Triton) vs eager;
 #   3. mma.sync b1 vs wgmma b1 vs cuBLAS FP16 microbenchmark (kernel times

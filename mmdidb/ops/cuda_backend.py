@@ -46,6 +46,8 @@ PRODUCT_TILE = {'popc': (64, 64, 256), 'mma': (64, 64, 128)}
 PACK_THREADS = 256
 # blockIdx.z (the batch index) is limited to 65535 blocks.
 MAX_GRID_Z = 65535
+# blockIdx.y (the row tile of a product) is limited to 65535 blocks too.
+MAX_GRID_Y = 65535
 
 # For the packing kernels: input dtype -> (kernel suffix, raw view dtype).
 PACK_DTYPES = {
@@ -267,9 +269,7 @@ def bmm_scaled(a: torch.Tensor, b: torch.Tensor, k: int,
         out = counts * scale
         return out + bias if bias is not None else out
     tile_m, tile_n, threads = PRODUCT_TILE['mma']
-    if (m + tile_m - 1) // tile_m > MAX_GRID_Z:
-        raise ValueError(f'a_packed has {m} rows; the CUDA kernels take at '
-                         f'most {MAX_GRID_Z * tile_m} rows per matrix')
+    check_row_tiles(m, tile_m)
     suffix = FUSED_DTYPES[dtype][0]
     grid = ((n + tile_n - 1) // tile_n, (m + tile_m - 1) // tile_m, 1)
     _launch(a.device, f'mmdidb_bmm_mma_xor_{suffix}', grid, (threads,),
@@ -277,6 +277,26 @@ def bmm_scaled(a: torch.Tensor, b: torch.Tensor, k: int,
              np.int32(k), np.int64(0), np.int64(0), scale,
              bias if bias is not None else np.uint64(0)))
     return out
+
+
+def check_row_tiles(m: int, tile_m: int) -> None:
+    """Refuse more rows than one launch of a product kernel covers.
+
+    The product kernels put the row tiles of a matrix on ``blockIdx.y``,
+    which CUDA limits to :data:`MAX_GRID_Y` blocks: a larger grid would
+    fail at launch with an unhelpful driver error.
+
+    Args:
+        m (int): Rows of the left operand, per matrix.
+        tile_m (int): Rows of the kernel's output tile.
+
+    Raises:
+        ValueError: ``m`` is more than ``MAX_GRID_Y * tile_m``; the message
+            names that limit.
+    """
+    if (m + tile_m - 1) // tile_m > MAX_GRID_Y:
+        raise ValueError(f'a_packed has {m} rows; the CUDA kernels take at '
+                         f'most {MAX_GRID_Y * tile_m} rows per matrix')
 
 
 def _batch_view(x: torch.Tensor, batch: torch.Size, rows: int, words: int):
@@ -326,9 +346,7 @@ def bmm(a: torch.Tensor, b: torch.Tensor, k: int, batch: torch.Size,
     b3, stride_b = _batch_view(b, batch, n, words)
     out3 = out.view(-1, m, n)
     tile_m, tile_n, threads = PRODUCT_TILE[path]
-    if (m + tile_m - 1) // tile_m > MAX_GRID_Z:
-        raise ValueError(f'a_packed has {m} rows; the CUDA kernels take at '
-                         f'most {MAX_GRID_Z * tile_m} rows per matrix')
+    check_row_tiles(m, tile_m)
     kernel = f'mmdidb_bmm_{path}_{op}'
     total = out3.shape[0]
     for start in range(0, total, MAX_GRID_Z):

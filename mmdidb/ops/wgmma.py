@@ -19,7 +19,7 @@ import os
 import threading
 import warnings
 from pathlib import Path
-from typing import Dict, Optional
+from typing import Dict, List, Optional, Tuple
 
 import torch
 
@@ -32,6 +32,9 @@ KERNELS = ('mmdidb_bmm_wgmma_xor', 'mmdidb_bmm_wgmma_and')
 ARCH = 'sm_90a'
 #: Output tile and block size, as #defined in bmm_wgmma.cu.
 TILE = (64, 128, 128)
+#: int32 words of one k256 wgmma step and of one shared-memory stage, as
+#: #defined in bmm_wgmma.cu.
+STEP_WORDS, STAGE_WORDS = 8, 32
 #: The no-swizzle K-major layout of bmm_wgmma.cu: leading (K) and stride
 #: (8-row group) byte offsets of its core matrices.
 LBO, SBO = 128, 256
@@ -110,12 +113,70 @@ def unusable_reason(device: torch.device) -> Optional[str]:
         return reason
 
 
+def k_steps(words: int) -> int:
+    """The k256 wgmma steps that hold the words of a packed row.
+
+    One step multiplies 256 bits (:data:`STEP_WORDS` words); the kernel is
+    given this count and issues no step past the last word, so a packed
+    width that is not a multiple of :data:`STAGE_WORDS` does not multiply
+    the zero padding of its last stage.
+
+    Args:
+        words (int): Packed width ``W`` in int32 words.
+
+    Returns:
+        int: ``ceil(W / 8)``.
+    """
+    return -(-words // STEP_WORDS)
+
+
+def stage_steps(words: int) -> List[int]:
+    """The k256 steps the kernel issues for each stage of a packed row.
+
+    Args:
+        words (int): Packed width ``W`` in int32 words.
+
+    Returns:
+        list[int]: One entry per 32-word stage: 4, and fewer in the last
+        stage when ``W`` is not a multiple of 32 (e.g. ``[2]`` for
+        ``W = 12``, ``[4, 1]`` for ``W = 40``), as the kernel computes them
+        from :func:`k_steps`.
+    """
+    per_stage = STAGE_WORDS // STEP_WORDS
+    total = k_steps(words)
+    return [min(per_stage, total - w0 // STEP_WORDS)
+            for w0 in range(0, words, STAGE_WORDS)]
+
+
+def launch_grid(m: int, n: int, matrices: int) -> Tuple[int, int, int]:
+    """The grid of one wgmma launch, checked against CUDA's grid limits.
+
+    Args:
+        m (int): Rows of ``A`` per matrix.
+        n (int): Rows of ``B`` per matrix.
+        matrices (int): Matrices in the launch (the broadcast batch).
+
+    Returns:
+        tuple[int, int, int]: Blocks along x (column tiles), y (row tiles)
+        and z (matrices).
+
+    Raises:
+        ValueError: More matrices or more row tiles than a grid holds; the
+            message names the limit.
+    """
+    tile_m, tile_n, _ = TILE
+    if matrices > cuda_backend.MAX_GRID_Z:
+        raise ValueError(f'at most {cuda_backend.MAX_GRID_Z} matrices per '
+                         'call on the wgmma path')
+    cuda_backend.check_row_tiles(m, tile_m)
+    return (n + tile_n - 1) // tile_n, (m + tile_m - 1) // tile_m, matrices
+
+
 def launch_bmm(a: torch.Tensor, b: torch.Tensor, k: int, op: str,
                lbo: int = LBO, sbo: int = SBO) -> torch.Tensor:
     """Run a wgmma product on validated operands (see :func:`bmm_pm1_wgmma`)."""
     import numpy as np  # noqa: PLC0415  (a CuPy dependency)
 
-    cupy = cuda_backend._cupy()
     device = a.device
     m, words = a.shape[-2], a.shape[-1]
     n = b.shape[-2]
@@ -129,19 +190,17 @@ def launch_bmm(a: torch.Tensor, b: torch.Tensor, k: int, op: str,
     a3, stride_a = cuda_backend._batch_view(a, batch, m, words)
     b3, stride_b = cuda_backend._batch_view(b, batch, n, words)
     out3 = out.view(-1, m, n)
-    tile_m, tile_n, threads = TILE
-    if out3.shape[0] > cuda_backend.MAX_GRID_Z:
-        raise ValueError(f'at most {cuda_backend.MAX_GRID_Z} matrices per '
-                         'call on the wgmma path')
-    grid = ((n + tile_n - 1) // tile_n, (m + tile_m - 1) // tile_m,
-            out3.shape[0])
+    grid = launch_grid(m, n, out3.shape[0])
+    threads = TILE[2]
+    cupy = cuda_backend._cupy()
     function = _functions[(device.index or 0, f'mmdidb_bmm_wgmma_{op}')]
     with cupy.cuda.Device(device.index), cuda_backend._stream(device):
         function(grid, (threads, ),
                  (np.uint64(a3.data_ptr()), np.uint64(b3.data_ptr()),
                   np.uint64(out3.data_ptr()), np.int32(m), np.int32(n),
-                  np.int32(words), np.int32(k), np.int64(stride_a),
-                  np.int64(stride_b), np.uint32(lbo), np.uint32(sbo)))
+                  np.int32(words), np.int32(k), np.int32(k_steps(words)),
+                  np.int64(stride_a), np.int64(stride_b), np.uint32(lbo),
+                  np.uint32(sbo)))
     return out
 
 

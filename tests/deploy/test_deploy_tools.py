@@ -1,10 +1,12 @@
 """tools/deploy/convert.py and tools/test.py on a deploy checkpoint, as a
-user runs them (subprocesses), and the inference benchmark without a GPU."""
+user runs them (subprocesses), and the inference and block-profile
+benchmarks without a GPU."""
 import importlib.util
 import os
 import re
 import subprocess
 import sys
+import types
 
 import pytest
 import torch
@@ -117,12 +119,44 @@ def test_inference_benchmark_without_gpu_exits_cleanly():
     assert 'needs a CUDA GPU' in log and 'nothing was measured' in log
 
 
-def _load_test_tool():
-    path = os.path.join(REPO_ROOT, 'tools', 'test.py')
-    spec = importlib.util.spec_from_file_location('mmdidb_tools_test', path)
+def _load_tool(relative, name):
+    path = os.path.join(REPO_ROOT, *relative.split('/'))
+    spec = importlib.util.spec_from_file_location(name, path)
     tool = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(tool)
     return tool
+
+
+def test_profile_block_tool_starts_and_writes_its_entry(tmp_path,
+                                                        monkeypatch):
+    log = run([sys.executable, 'tools/benchmark/profile_block.py', '--help'])
+    assert 'usage: profile_block.py' in log and '--no-append' in log
+    # main() past the GPU measurements, which are stand-ins here: the
+    # writer it calls at the end exists and adds the tool's entry
+    tool = _load_tool('tools/benchmark/profile_block.py',
+                      'mmdidb_tools_profile_block')
+    walls = {'eager': 1.0, 'fused': 0.8, 'eager + CUDA graph': 0.5,
+             'fused + CUDA graph': 0.4, 'eager graph equals eager': True,
+             'fused graph equals eager': True, 'fused equals eager': True}
+    monkeypatch.setattr(tool, 'problem', lambda: None)
+    monkeypatch.setattr(tool, 'build_block', lambda args: (None, ) * 4)
+    monkeypatch.setattr(tool, 'wall_times', lambda *args: walls)
+    monkeypatch.setattr(tool, 'profile', lambda *args, **kwargs: (
+        {'kernels per call': 12.0, 'GPU kernel time': 0.3}, 'table'))
+    monkeypatch.setattr(torch.cuda, 'get_device_properties',
+                        lambda index: types.SimpleNamespace(name='Fake GPU'))
+    output = tmp_path / 'benchmarks.md'
+    output.write_text('# Benchmarks\n\n## Other section\n\nkept\n')
+    assert tool.main(['--output', str(output), '--batch', '2']) == 0
+    text = output.read_text()
+    assert '## Other section\n\nkept' in text
+    section = text[text.index(tool.HEADING):]
+    assert '### deit-small, layer 0, batch 2, fp16' in section
+    assert 'Fake GPU' in section and '| fused + CUDA graph | 0.400 |' in section
+
+
+def _load_test_tool():
+    return _load_tool('tools/test.py', 'mmdidb_tools_test')
 
 
 def test_cuda_graph_flag_needs_a_gpu(monkeypatch):

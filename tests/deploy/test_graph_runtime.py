@@ -5,7 +5,7 @@ the dispatch logic (first signature captured, others eager with one warning
 each, capture failures) with the graph itself faked. GPU part (skipped
 without CUDA + CuPy): a captured deployed DeiT / Swin / BinaryViT equals the
 eager deployed model bit for bit, binarized tensors included, and other
-shapes fall back to eager.
+shapes fall back to eager; a captured shifted-window layer equals eager.
 """
 import collections
 import copy
@@ -328,6 +328,37 @@ def test_captured_deploy_model_equals_eager_bit_for_bit(name, dtype,
     with torch.no_grad():
         assert torch.equal(out, eager(y, mode='tensor'))
     assert runner.eager_calls == 1
+
+
+@needs_gpu
+@pytest.mark.parametrize('hw, pad_small', [((12, 16), False),
+                                           ((3, 3), True)],
+                         ids=['three-windows-across', 'padded-small-map'])
+def test_captured_shifted_windows_equal_eager(hw, pad_small, monkeypatch):
+    # The Haar split and D(V) of shifted windows build their region masks
+    # on the GPU: a host read there (a synchronisation) fails the capture.
+    from mmdidb.compat import openmmlab_available
+    assert openmmlab_available(), (
+        'needs mmengine, mmcv-lite and mmpretrain (carry their wheels in '
+        '.whl/, see tools/gpu_checks.sh)')
+    from mmdidb.models import ShiftWindowDIBA
+    from mmdidb.models.deploy import switch_to_deploy
+    monkeypatch.setenv('MMDIDB_OPS_STRICT', '1')
+    torch.manual_seed(0)
+    layer = randomise(ShiftWindowDIBA(16, 2, window_size=4, shift_size=2,
+                                      pad_small_map=pad_small).eval())
+    switch_to_deploy(layer)
+    layer = layer.cuda()
+    runner = CUDAGraphRunner(layer.forward, module=layer, strict=True,
+                             warmup=1)
+    x0, x1 = (torch.randn(2, hw[0] * hw[1], 16, device='cuda')
+              for _ in range(2))
+    with torch.no_grad():
+        runner(x0, hw)  # warm-up pass, then the capture
+        out = runner(x1, hw)
+        expected = layer(x1, hw)
+    assert runner.replays == 2 and runner.eager_calls == 0
+    assert torch.equal(out, expected)
 
 
 @needs_gpu

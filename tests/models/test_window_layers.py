@@ -14,8 +14,9 @@ from mmdidb.models import (
     StationaryHaarSplit,
     WindowDIBA,
 )
+from mmdidb.models.layers import haar, local_difference
 from mmdidb.models.layers.haar import haar_split_grid
-from mmdidb.models.layers.token_grid import tile_window_param
+from mmdidb.models.layers.token_grid import region_masks, tile_window_param
 from mmdidb.models.layers.window_diba import (
     region_attention_mask,
     relative_position_index,
@@ -210,3 +211,68 @@ def test_shift_window_refuses_bad_sizes_naming_the_field():
         layer(torch.randn(1, 30, 8), (5, 6))
     with pytest.raises(ValueError, match='pad_small_map'):
         ShiftWindowDIBA(8, 2, 4)(torch.randn(1, 9, 8), (3, 3))
+
+
+def _masks_of_present_labels(regions, dtype):
+    """One mask per label that occurs, found by reading the labels."""
+    labels = torch.unique(regions)
+    masks = regions.unsqueeze(0) == labels.view(-1, 1, 1, 1)
+    return masks.unsqueeze(2).to(dtype)
+
+
+def _no_host_read(*args, **kwargs):
+    raise AssertionError('tensor data was read on the host')
+
+
+#: Padded maps as ShiftWindowDIBA shifts them: (h_pad, w_pad), window, shift.
+SHIFTED_MAPS = [((8, 8), 4, 2), ((8, 12), 4, 1), ((12, 8), 4, 3),
+                ((14, 14), 7, 3), ((28, 21), 7, 3), ((4, 4), 4, 2),
+                ((4, 8), 4, 2), ((8, 4), 4, 1)]
+
+
+@pytest.mark.parametrize('hw, window, shift', SHIFTED_MAPS)
+def test_region_masks_read_no_tensor_data(hw, window, shift, monkeypatch):
+    # A host read (torch.unique's count, .item(), ...) synchronises with the
+    # GPU, which a CUDA graph capture forbids: the masks must follow from the
+    # shape alone, and meta tensors, which have no data, must go through.
+    regions = shift_regions(hw, window, shift)
+    present = torch.unique(regions).tolist()
+    expected = _masks_of_present_labels(regions, torch.float16)
+    for name in ('item', 'tolist', 'numpy', 'unique', '__bool__', '__int__',
+                 '__index__', '__float__'):
+        monkeypatch.setattr(torch.Tensor, name, _no_host_read)
+    monkeypatch.setattr(torch, 'unique', _no_host_read)
+    masks = region_masks(regions, torch.float16)
+    monkeypatch.undo()
+    assert torch.equal(masks[present], expected)
+    absent = [label for label in range(masks.shape[0])
+              if label not in present]
+    assert not masks[absent].any()
+    meta_regions = regions.to('meta')
+    meta = region_masks(meta_regions, torch.float16)
+    assert meta.shape == masks.shape and meta.dtype == torch.float16
+    grid = torch.empty(2 * regions.shape[0], 3, window, window,
+                       device='meta')
+    low, _ = haar_split_grid(grid, meta_regions)
+    assert low.shape == grid.shape
+    layer = LocalDifference(3, 3, num_extra_tokens=0).to('meta')
+    tokens = grid.flatten(2).transpose(1, 2)
+    assert layer(tokens, (window, window), meta_regions).shape == tokens.shape
+
+
+@pytest.mark.parametrize('hw, window, shift, pad_small', [
+    ((8, 8), 4, 2, False), ((6, 10), 4, 1, False), ((14, 21), 7, 3, False),
+    ((3, 3), 4, 2, True), ((4, 6), 4, 2, True)])
+def test_shifted_windows_equal_the_masks_of_present_labels(
+        hw, window, shift, pad_small, monkeypatch):
+    # masks of absent labels are all zero: they add nothing, bit for bit
+    torch.manual_seed(0)
+    layer = ShiftWindowDIBA(16, 2, window, shift_size=shift,
+                            pad_small_map=pad_small).eval()
+    x = torch.randn(2, hw[0] * hw[1], 16)
+    with torch.no_grad():
+        out = layer(x, hw)
+        monkeypatch.setattr(haar, 'region_masks', _masks_of_present_labels)
+        monkeypatch.setattr(local_difference, 'region_masks',
+                            _masks_of_present_labels)
+        assert torch.equal(layer(x, hw), out)

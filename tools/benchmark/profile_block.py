@@ -213,6 +213,19 @@ def problem():
     return None
 
 
+def append_report(path, text: str) -> None:
+    """Add ``text`` as a new entry of this tool's section of ``path``.
+
+    Args:
+        path (str | Path): The benchmarks file, e.g. ``docs/benchmarks.md``.
+        text (str): The entry, starting with its ``### `` line.
+    """
+    # imported here: without the OpenMMLab packages the tool must still
+    # start, to say what it needs
+    from mmdidb.apis import append_benchmark_entry
+    append_benchmark_entry(path, text, HEADING)
+
+
 def main(argv=None):
     args = parse_args(argv)
     reason = problem()
@@ -245,9 +258,8 @@ def main(argv=None):
         (args.out / 'profile_block.json').write_text(json.dumps(
             dict(walls=walls, breakdown=breakdown), indent=1))
     if not args.no_append:
-        sys.path.insert(0, str(Path(__file__).resolve().parent))
-        from inference import append_report
-        append_report(args.output, text, heading=HEADING)
+        append_report(args.output, text)
+        print(f'appended to {args.output}')
     ok = all(v for k, v in walls.items() if 'equals' in k)
     return 0 if ok else 1
 

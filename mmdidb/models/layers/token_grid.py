@@ -5,6 +5,10 @@ from typing import Optional, Sequence, Tuple
 import torch
 import torch.nn.functional as F
 
+#: Labels of Swin's shifted-window regions: ``shift_regions`` cuts the
+#: rolled map into 3 x 3 parts, labelled 0 to 8.
+NUM_SHIFT_REGIONS = 9
+
 
 def infer_grid(num_patches: int,
                hw_shape: Optional[Sequence[int]] = None) -> Tuple[int, int]:
@@ -92,19 +96,33 @@ def tile_window_param(param: torch.Tensor, window_size: int,
     return tiled.reshape(h * w, channels)
 
 
-def region_masks(regions: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+def region_masks(regions: torch.Tensor, dtype: torch.dtype,
+                 num_labels: int = NUM_SHIFT_REGIONS) -> torch.Tensor:
     """0/1 masks of the shift regions of each window.
 
+    There is one mask per possible label, whether it occurs or not, so the
+    masks follow from the shape alone: finding the labels that occur would
+    read the tensor on the host, a synchronisation that CUDA graph capture
+    forbids. The mask of an absent label is all zero and adds nothing to
+    the masked sums built from it. On maps larger than a window every one
+    of Swin's nine labels occurs anyway.
+
     Args:
-        regions (Tensor): ``(nW, h, w)`` integer labels: tokens of a window
-            with different labels come from different parts of the image
-            (Swin's shifted windows) and are not neighbours.
+        regions (Tensor): ``(nW, h, w)`` integer labels in
+            ``[0, num_labels)``: tokens of a window with different labels
+            come from different parts of the image (Swin's shifted windows)
+            and are not neighbours. Labels outside that range belong to no
+            mask; they are not checked, as that would read the data.
         dtype (torch.dtype): Dtype of the masks.
+        num_labels (int): Number of possible labels. Defaults to
+            :data:`NUM_SHIFT_REGIONS`, the labels of ``shift_regions``.
 
     Returns:
-        Tensor: ``(R, nW, 1, h, w)``, one mask per label present.
+        Tensor: ``(num_labels, nW, 1, h, w)``, the mask of label ``i`` at
+        index ``i``.
     """
-    labels = torch.unique(regions)
+    labels = torch.arange(num_labels, device=regions.device,
+                          dtype=regions.dtype)
     masks = regions.unsqueeze(0) == labels.view(-1, 1, 1, 1)
     return masks.unsqueeze(2).to(dtype)
 

@@ -194,7 +194,8 @@ def shift_regions(hw_shape: Tuple[int, int], window_size: int, shift: int,
 
     Labels are those of Swin's ``img_mask`` on the padded, rolled map: two
     tokens of one window are neighbours in the image only when their labels
-    match.
+    match. They are 0 to 8 whatever the map (``region_masks`` builds its
+    masks from that, ``NUM_SHIFT_REGIONS``, without reading them).
     """
     labels = torch.zeros(1, *hw_shape, 1, device=device)
     cuts = (slice(0, -window_size), slice(-window_size, -shift),

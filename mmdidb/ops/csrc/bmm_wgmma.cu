@@ -3,7 +3,9 @@
 //
 // Same operands and results as bmm_mma.cu (A: (batch, M, W), B: (batch, N,
 // W), C: (batch, M, N) int32, words packed LSB first along k, strideA /
-// strideB the batch strides in words, blockIdx.z the batch index):
+// strideB the batch strides in words, blockIdx.z the batch index), plus
+// ksteps = ceil(W / 8), the k256 steps that hold words (from the host,
+// mmdidb.ops.wgmma.k_steps):
 //   XOR kernel  (+-1 x +-1):  C = k - 2 * popc(a ^ b)
 //   AND kernel  ({0,1} x +-1): C = 2 * popc(a & b) - popc(a)
 // wgmma has AND only; popc(a ^ b) = popc(a) + popc(b) - 2 popc(a & b), with
@@ -11,8 +13,10 @@
 //
 // Tiling: one warpgroup (128 threads) per 64 x 128 output tile; a stage
 // holds 32 words (1024 bits, four k256 steps) of 64 A rows and 128 B rows in
-// shared memory, in the no-swizzle K-major "core matrix" layout the wgmma
-// descriptors describe: a core matrix is 8 rows x 16 bytes (128 bits), the
+// shared memory (the last stage only its steps up to ksteps: when W is not a
+// multiple of 32 the others would be zero padding, loaded and multiplied),
+// in the no-swizzle K-major "core matrix" layout the wgmma descriptors
+// describe: a core matrix is 8 rows x 16 bytes (128 bits), the
 // two core matrices of a k256 step sit side by side (leading byte offset,
 // LBO = 128 bytes) and the 8-row groups follow each other (stride byte
 // offset, SBO = 256 bytes). LBO and SBO are kernel arguments so the GPU
@@ -20,7 +24,7 @@
 // Both operands use the same bit order along k, so popc(a & b) is right
 // whatever order the tensor core reads the bits of a 128-bit row in.
 //
-// This is a first, unpipelined kernel (load, fence, 4 wgmma, wait): enough
+// This is a first, unpipelined kernel (load, fence, <= 4 wgmma, wait): enough
 // to check exactness and compare the instruction's throughput against
 // mma.sync; a TMA/multistage version is the next step if it wins.
 //
@@ -31,6 +35,8 @@
 #define WG_BM 64
 #define WG_BN 128
 #define WG_STAGE_WORDS 32
+#define WG_STEP_WORDS 8
+#define WG_STAGE_STEPS (WG_STAGE_WORDS / WG_STEP_WORDS)
 #define WG_THREADS 128
 
 namespace {
@@ -78,18 +84,35 @@ __device__ __forceinline__ void wgmma_and_popc(int (&d)[64],
       : "l"(da), "l"(db));
 }
 
+// Issues the first STEPS k256 steps of the stage in shared memory as one
+// wgmma group (fence, wgmma, commit).
+template <int STEPS>
+__device__ __forceinline__ void mma_steps(int (&d)[64], unsigned int a_base,
+                                          unsigned int b_base,
+                                          unsigned int lbo, unsigned int sbo) {
+  asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
+#pragma unroll
+  for (int s = 0; s < STEPS; ++s) {
+    wgmma_and_popc(d, make_desc(a_base + s * WG_BM * 32, lbo, sbo),
+                   make_desc(b_base + s * WG_BN * 32, lbo, sbo));
+  }
+  asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
+}
+
 __device__ __forceinline__ void fence_operands(int (&d)[64]) {
 #pragma unroll
   for (int i = 0; i < 64; ++i) asm volatile("" : "+r"(d[i])::"memory");
 }
 
-// Loads one stage of ROWS rows into the core-matrix layout. Lane l of a warp
-// takes row (group * 8 + l / 4) and word l % 4 of each 128-bit half, so the
-// 32 lanes of a store hit 32 different banks; its popcount goes to pop[g].
+// Loads the first `steps` k256 steps of one stage of ROWS rows into the
+// core-matrix layout (the later steps hold no word of the row). Lane l of a
+// warp takes row (group * 8 + l / 4) and word l % 4 of each 128-bit half, so
+// the 32 lanes of a store hit 32 different banks; its popcount goes to
+// pop[g].
 template <int ROWS, int GROUPS_PER_WARP>
 __device__ __forceinline__ void load_stage(
     const unsigned int* __restrict__ X, unsigned int* __restrict__ xs,
-    int row0, int rows, int W, int w0, unsigned int last,
+    int row0, int rows, int W, int w0, int steps, unsigned int last,
     int (&pop)[GROUPS_PER_WARP]) {
   const int lane = threadIdx.x & 31;
   const int warp = threadIdx.x >> 5;
@@ -100,10 +123,11 @@ __device__ __forceinline__ void load_stage(
     const bool ok = row0 + r < rows;
     const unsigned int* row = X + static_cast<long long>(row0 + r) * W;
 #pragma unroll
-    for (int s = 0; s < 4; ++s) {
+    for (int s = 0; s < WG_STAGE_STEPS; ++s) {
+      if (s >= steps) break;
 #pragma unroll
       for (int half = 0; half < 2; ++half) {
-        const int w = w0 + s * 8 + half * 4 + (lane & 3);
+        const int w = w0 + s * WG_STEP_WORDS + half * 4 + (lane & 3);
         unsigned int v = 0u;
         if (ok && w < W) {
           v = row[w];
@@ -124,8 +148,9 @@ __device__ __forceinline__ void load_stage(
 template <bool XOR>
 __device__ __forceinline__ void bmm_wgmma_tile(
     const unsigned int* __restrict__ A, const unsigned int* __restrict__ B,
-    int* __restrict__ C, int M, int N, int W, int k, long long strideA,
-    long long strideB, unsigned int lbo, unsigned int sbo) {
+    int* __restrict__ C, int M, int N, int W, int k, int ksteps,
+    long long strideA, long long strideB, unsigned int lbo,
+    unsigned int sbo) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   __shared__ __align__(128) unsigned int As[WG_BM * WG_STAGE_WORDS];
   __shared__ __align__(128) unsigned int Bs[WG_BN * WG_STAGE_WORDS];
@@ -152,18 +177,22 @@ __device__ __forceinline__ void bmm_wgmma_tile(
   const unsigned int b_base = smem_addr(Bs);
 
   for (int w0 = 0; w0 < W; w0 += WG_STAGE_WORDS) {
-    load_stage<WG_BM, 2>(A, As, m0, M, W, w0, last, pa);
-    load_stage<WG_BN, 4>(B, Bs, n0, N, W, w0, last, pb);
+    // The same for every thread, so the wgmma below stay warpgroup-uniform.
+    const int left = ksteps - w0 / WG_STEP_WORDS;
+    const int steps = left < WG_STAGE_STEPS ? left : WG_STAGE_STEPS;
+    load_stage<WG_BM, 2>(A, As, m0, M, W, w0, steps, last, pa);
+    load_stage<WG_BN, 4>(B, Bs, n0, N, W, w0, steps, last, pb);
     // make the generic-proxy stores visible to the tensor core's async proxy
     asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
     __syncthreads();
-    asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
-#pragma unroll
-    for (int s = 0; s < 4; ++s) {
-      wgmma_and_popc(d, make_desc(a_base + s * WG_BM * 32, lbo, sbo),
-                     make_desc(b_base + s * WG_BN * 32, lbo, sbo));
+    // One branch per stage into a straight run of wgmma: a branch between
+    // two wgmma makes ptxas fence the accumulators before the second.
+    switch (steps) {
+      case 1: mma_steps<1>(d, a_base, b_base, lbo, sbo); break;
+      case 2: mma_steps<2>(d, a_base, b_base, lbo, sbo); break;
+      case 3: mma_steps<3>(d, a_base, b_base, lbo, sbo); break;
+      default: mma_steps<WG_STAGE_STEPS>(d, a_base, b_base, lbo, sbo);
     }
-    asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
     asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory");
     fence_operands(d);
     __syncthreads();
@@ -216,15 +245,19 @@ __device__ __forceinline__ void bmm_wgmma_tile(
 extern "C" __global__ void __launch_bounds__(WG_THREADS)
 mmdidb_bmm_wgmma_xor(const unsigned int* __restrict__ A,
                      const unsigned int* __restrict__ B, int* __restrict__ C,
-                     int M, int N, int W, int k, long long strideA,
-                     long long strideB, unsigned int lbo, unsigned int sbo) {
-  bmm_wgmma_tile<true>(A, B, C, M, N, W, k, strideA, strideB, lbo, sbo);
+                     int M, int N, int W, int k, int ksteps,
+                     long long strideA, long long strideB, unsigned int lbo,
+                     unsigned int sbo) {
+  bmm_wgmma_tile<true>(A, B, C, M, N, W, k, ksteps, strideA, strideB, lbo,
+                       sbo);
 }
 
 extern "C" __global__ void __launch_bounds__(WG_THREADS)
 mmdidb_bmm_wgmma_and(const unsigned int* __restrict__ A,
                      const unsigned int* __restrict__ B, int* __restrict__ C,
-                     int M, int N, int W, int k, long long strideA,
-                     long long strideB, unsigned int lbo, unsigned int sbo) {
-  bmm_wgmma_tile<false>(A, B, C, M, N, W, k, strideA, strideB, lbo, sbo);
+                     int M, int N, int W, int k, int ksteps,
+                     long long strideA, long long strideB, unsigned int lbo,
+                     unsigned int sbo) {
+  bmm_wgmma_tile<false>(A, B, C, M, N, W, k, ksteps, strideA, strideB, lbo,
+                        sbo);
 }
