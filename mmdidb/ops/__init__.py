@@ -1,11 +1,17 @@
 """Bit packing and exact binary matrix products (METHOD.md section 8).
 
 Importing this package needs torch alone; CuPy is imported lazily, the first
-time a CUDA tensor comes in. CPU tensors always use the pure-torch reference
-path; CUDA tensors use CuPy/NVRTC kernels (tensor cores on sm_80+, ``__popc``
-below), and fall back, with one warning, to the torch path when CuPy or NVRTC
-is unusable (an error instead with ``MMDIDB_OPS_STRICT=1``). See
-:mod:`mmdidb.ops.backend` for forcing a backend.
+time a CUDA tensor comes in. CPU tensors use native C kernels
+(:mod:`mmdidb.ops.cpu_bits`: AVX-512, AVX2 or portable C, built on first use
+with the system C compiler; the torch path after one warning when none is
+there, or with ``MMDIDB_CPU_KERNELS=0``); CUDA tensors use CuPy/NVRTC
+kernels (tensor cores on sm_80+, ``__popc`` below), and fall back, with one
+warning, to the torch path when CuPy or NVRTC is unusable (an error instead
+with ``MMDIDB_OPS_STRICT=1``). The pure-torch path
+(:mod:`mmdidb.ops.reference`) is the reference every kernel is tested
+against. See :mod:`mmdidb.ops.backend` for forcing a backend; while
+``torch.compile`` or ``torch.export`` traces, each call is one custom op
+(:mod:`mmdidb.ops.library`).
 
 Conventions: bit 1 <-> +1, ``sign(0) = +1``, 32 bits per ``int32`` word, LSB
 first, tail bits 0; both operands of a product are packed along the reduction

@@ -171,3 +171,35 @@ def test_switch_off_keeps_the_torch_path(monkeypatch):
     monkeypatch.delitem(cpu_fused._state, 'lib')
     monkeypatch.delenv('MMDIDB_CPU_KERNELS')
     assert cpu_fused.available()
+
+
+@pytest.fixture
+def threads():
+    """Set torch's thread count for one call; restored afterwards."""
+    before = torch.get_num_threads()
+    yield torch.set_num_threads
+    torch.set_num_threads(before)
+
+
+def test_thread_count_changes_no_bit(threads):
+    # big enough to be split over threads (rows * C >= 2**15, C >= 32), an
+    # odd channel count so the last slice is not a multiple of 16, and per
+    # token shifts (T = 37 rows) so the shift table's sums are split too
+    x, g = _inputs((8, 37, 200))
+    beta = torch.randn(200, generator=g) * 0.2
+    gamma, slope = torch.randn(200, generator=g), torch.rand(200,
+                                                             generator=g)
+    shift = torch.randn(37, 200, generator=g)
+    grad = torch.randn(x.shape, generator=g)
+    results = []
+    for count in (1, 2, 3):
+        threads(count)
+        out = [cpu_fused.sign_shift(x, beta)]
+        out += cpu_fused.approx_sign_backward_(grad.clone(), x, beta,
+                                               want_signs=True)
+        out.append(cpu_fused.shifted_prelu(x, gamma, slope, shift))
+        out += cpu_fused.shifted_prelu_backward(grad, x, gamma, slope,
+                                                shift.shape)
+        results.append(out)
+    for other in results[1:]:
+        assert all(torch.equal(a, b) for a, b in zip(results[0], other))
