@@ -81,6 +81,23 @@ class LocalDifference(nn.Module):
         self.kernel_pm1 = unpack_kernel(self.weight_packed,
                                         self.kernel_pm1.shape,
                                         self.weight_scale.dtype)
+        self._weight_sums = {}
+
+    def _inside_weight_sums(self, grid: torch.Tensor, conv) -> torch.Tensor:
+        """Per position, the sum of the kernel weights inside the grid.
+
+        It depends on the grid's size and the kernel only, so a deployed
+        layer (fixed kernel) computes it once per size, device and dtype.
+        """
+        key = (tuple(grid.shape[1:]), grid.device, grid.dtype)
+        cache = getattr(self, '_weight_sums', None) if self.deploy else None
+        if cache is not None and key in cache:
+            return cache[key]
+        inside = torch.ones_like(grid[:1, :1]).expand(1, *grid.shape[1:])
+        sums = conv(inside)
+        if cache is not None:
+            cache[key] = sums
+        return sums
 
     def forward(self, v: torch.Tensor,
                 hw_shape: Optional[Sequence[int]] = None,
@@ -103,9 +120,7 @@ class LocalDifference(nn.Module):
 
         if regions is None:
             neighbours = conv(grid)
-            inside = torch.ones_like(grid[:1, :1]).expand(
-                1, channels, *grid.shape[2:])
-            weight_sums = conv(inside)
+            weight_sums = self._inside_weight_sums(grid, conv)
         else:
             neighbours = weight_sums = 0
             for mask in region_masks(regions, grid.dtype):

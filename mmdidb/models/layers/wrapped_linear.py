@@ -83,8 +83,17 @@ class WrappedBinaryLinear(BinaryLinear):
                 a function of ``x`` alone (patch merging's pooled input);
                 defaults to :meth:`shortcut` of ``x``.
         """
-        shortcut = self.shortcut(x) if shortcut is None else shortcut
-        y = self.norm(super().forward(x)) + shortcut
+        y = self.norm(super().forward(x))
+        if shortcut is not None:
+            y = y + shortcut
+        elif self.out_features > self.in_features:
+            # the repeated channels broadcast in the addition instead of
+            # being copied first: the same sums
+            ratio = self.out_features // self.in_features
+            y = (y.unflatten(-1, (self.in_features, ratio))
+                 + x.unsqueeze(-1)).flatten(-2)
+        else:
+            y = y + self.shortcut(x)
         return apply_activation(self.act, y, hw_shape)
 
 
