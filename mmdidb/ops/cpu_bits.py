@@ -52,6 +52,8 @@ def _load():
         lib.mmdidb_pack_rows.restype = c
         lib.mmdidb_pack_cols.argtypes = [p, p, p, i, i, i, c]
         lib.mmdidb_pack_cols.restype = c
+        lib.mmdidb_sign_linear.argtypes = [p, p, i, i, p, i, p, p, p, c, c]
+        lib.mmdidb_sign_linear.restype = c
     _state['lib'] = lib
     return lib
 
@@ -161,6 +163,45 @@ def bgemm(a: torch.Tensor, b: torch.Tensor, k: int, op: str,
         ISAS.index(resolve_isa(isa)),
         torch.get_num_threads() if threads is None else threads)
     _check(status, 'bgemm')
+    return out
+
+
+def sign_linear(x: torch.Tensor, shift: torch.Tensor,
+                weight_packed: torch.Tensor, scale: torch.Tensor,
+                bias: Optional[torch.Tensor] = None,
+                isa: Optional[str] = None,
+                threads: Optional[int] = None) -> torch.Tensor:
+    """The deployed binary linear layer in one C call.
+
+    ``sign(x + shift)`` is packed straight into the product's buffer, and
+    ``dot * scale + bias`` is written as float32: equal to
+    ``bmm_pm1_scaled(pack_shifted_signs(x, shift), weight_packed, K, scale,
+    bias)``. The arguments are validated by the caller
+    (:func:`mmdidb.ops.sign_linear`).
+
+    Args:
+        x (Tensor): float32 ``(M, K)`` on the CPU.
+        shift (Tensor): float32 ``(K,)``.
+        weight_packed (Tensor): ``int32`` ``(N, ceil(K / 32))``, contiguous.
+        scale (Tensor): float32 ``(N,)``.
+        bias (Tensor, optional): float32 ``(N,)``.
+        isa (str, optional): See :func:`resolve_isa`.
+        threads (int, optional): Defaults to ``torch.get_num_threads()``.
+
+    Returns:
+        Tensor: float32 ``(M, N)``.
+    """
+    x = x.contiguous()
+    rows, length = x.shape
+    n = weight_packed.shape[0]
+    out = torch.empty(rows, n, dtype=torch.float32)
+    shift, scale = shift.contiguous(), scale.contiguous()
+    bias = None if bias is None else bias.contiguous()
+    _check(_load().mmdidb_sign_linear(
+        _ptr(x), _ptr(shift), rows, length, _ptr(weight_packed), n,
+        _ptr(out), _ptr(scale), _ptr(bias), ISAS.index(resolve_isa(isa)),
+        torch.get_num_threads() if threads is None else threads),
+        'sign_linear')
     return out
 
 

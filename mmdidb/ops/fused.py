@@ -1,8 +1,7 @@
 """Fused kernels of the deployed binary linear layer.
 
-Two fusions, each equal bit for bit to the unfused torch formula it
-replaces (its reference, used for CPU tensors and whenever the fused kernel
-does not apply):
+Three fusions, each equal bit for bit to the unfused torch formula it
+replaces (its reference, used whenever the fused kernel does not apply):
 
 - :func:`pack_shifted_signs`: RSign's shift and the packing in one pass,
   ``pack_signs(x + shift)`` without the ``x + shift`` and ``±1`` tensors (the
@@ -28,7 +27,13 @@ from . import cpu_bits, cuda_backend, library
 from .backend import resolve_pack_backend, resolve_product_backend
 from .packing import pack_signs
 from .products import bmm_pm1
-from .validation import check_pair, check_tensor
+from .validation import (
+    check_packed,
+    check_pair,
+    check_same_device,
+    check_tensor,
+    check_words,
+)
 
 
 def _check_vector(v, name: str, length: int, like: torch.Tensor) -> None:
@@ -136,3 +141,65 @@ def bmm_pm1_scaled(a_packed: torch.Tensor, b_packed: torch.Tensor, k: int,
     counts = bmm_pm1(a_packed, b_packed, k, backend=backend)
     out = counts.to(dtype) * scale.to(dtype)
     return out + bias if bias is not None else out
+
+
+def sign_linear(x: torch.Tensor, shift: torch.Tensor,
+                weight_packed: torch.Tensor, scale: torch.Tensor,
+                bias: Optional[torch.Tensor] = None,
+                backend: Optional[str] = None) -> torch.Tensor:
+    """The deployed binary linear layer: RSign, packing, GEMM, scale, bias.
+
+    Equal bit for bit to ``bmm_pm1_scaled(pack_shifted_signs(x, shift),
+    weight_packed, K, scale, bias)`` with ``K = x.shape[-1]``.
+
+    Args:
+        x (Tensor): Float ``(..., K)``, the input before its binarizer.
+        shift (Tensor): ``(K,)`` the binarizer's shift, ``x``'s dtype.
+        weight_packed (Tensor): ``int32`` ``(N, ceil(K / 32))`` packed
+            weight signs, contiguous.
+        scale (Tensor): ``(N,)`` per-output-channel scales, ``x``'s dtype.
+        bias (Tensor, optional): ``(N,)``.
+        backend: As for :func:`~mmdidb.ops.bmm_pm1`; one C call for
+            float32 CPU tensors.
+
+    Returns:
+        Tensor: ``(..., N)``, as the two-step formula.
+
+    Raises:
+        TypeError, ValueError: As :func:`pack_shifted_signs` and
+            :func:`bmm_pm1_scaled` for their arguments.
+    """
+    check_tensor(x, 'x')
+    if x.dim() == 0 or not x.is_floating_point():
+        raise TypeError(f'x must be a float tensor of 1 or more dims, got '
+                        f'{x.dtype} of shape {tuple(x.shape)}')
+    length = x.shape[-1]
+    check_packed(weight_packed, 'weight_packed')
+    if weight_packed.dim() != 2:
+        raise ValueError('weight_packed must be (N, words), got '
+                         f'{tuple(weight_packed.shape)}')
+    check_words(weight_packed.shape[-1], length, "x's last dim",
+                'weight_packed')
+    check_same_device(x, weight_packed, 'x', 'weight_packed')
+    n = weight_packed.shape[-2]
+    _check_vector(shift, 'shift', length, x)
+    _check_vector(scale, 'scale', n, x)
+    if bias is not None:
+        _check_vector(bias, 'bias', n, x)
+    lead = x.shape[:-1]
+    if backend is None and library.tracing():
+        out = torch.ops.mmdidb.sign_linear(
+            x.detach().reshape(-1, length), shift.detach(), weight_packed,
+            scale.detach(), None if bias is None else bias.detach())
+        return out.reshape(*lead, n)
+    if (resolve_product_backend(backend, x.device) == 'cpu'
+            and x.dtype == shift.dtype == scale.dtype == torch.float32
+            and (bias is None or bias.dtype == torch.float32)):
+        out = cpu_bits.sign_linear(
+            x.detach().reshape(-1, length), shift.detach(), weight_packed,
+            scale.detach(), None if bias is None else bias.detach())
+        return out.reshape(*lead, n)
+    bits = pack_shifted_signs(x.reshape(-1, length), shift, backend=backend)
+    out = bmm_pm1_scaled(bits, weight_packed, length, scale, bias,
+                         dtype=x.dtype, backend=backend)
+    return out.reshape(*lead, n)

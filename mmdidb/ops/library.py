@@ -9,7 +9,8 @@ through these ops only while a graph is being traced (:func:`tracing`);
 eager calls go straight to the implementation and skip the dispatcher.
 
 Ops (namespace ``mmdidb``): ``bmm_pm1``, ``bmm_mask_pm1``,
-``bmm_pm1_scaled``, ``pack_signs``, ``pack_mask``, ``pack_shifted_signs``;
+``bmm_pm1_scaled``, ``pack_signs``, ``pack_mask``, ``pack_shifted_signs``,
+``sign_linear``;
 each runs the default backend of its inputs' device.
 """
 from typing import Optional
@@ -108,3 +109,18 @@ def pack_shifted_signs_op(x: torch.Tensor,
 @pack_shifted_signs_op.register_fake
 def _(x, shift):
     return x.new_empty(_packed_shape(x, -1), dtype=torch.int32)
+
+
+@torch.library.custom_op('mmdidb::sign_linear', mutates_args=())
+def sign_linear_op(x: torch.Tensor, shift: torch.Tensor,
+                   weight_packed: torch.Tensor, scale: torch.Tensor,
+                   bias: Optional[torch.Tensor]) -> torch.Tensor:
+    from .fused import sign_linear  # noqa: PLC0415
+    return sign_linear(x, shift, weight_packed, scale, bias)
+
+
+@sign_linear_op.register_fake
+def _(x, shift, weight_packed, scale, bias):
+    dtype = x.dtype if bias is None else torch.promote_types(
+        x.dtype, bias.dtype)
+    return x.new_empty((x.shape[0], weight_packed.shape[0]), dtype=dtype)

@@ -95,8 +95,10 @@ def test_export_sees_one_custom_op_per_step():
         got = program.module()(x)
     ops = {str(node.target) for node in program.graph.nodes
            if str(node.target).startswith('mmdidb.')}
+    # linears: sign_linear; Q·Kᵀ: pack_shifted_signs + bmm_pm1; mask·V:
+    # pack_mask, pack_signs (V along the tokens) + bmm_mask_pm1
     assert ops == {f'mmdidb.{name}.default' for name in (
-        'bmm_pm1', 'bmm_mask_pm1', 'bmm_pm1_scaled', 'pack_mask',
+        'sign_linear', 'bmm_pm1', 'bmm_mask_pm1', 'pack_mask',
         'pack_shifted_signs', 'pack_signs')}
     assert all(torch.equal(a, b) for a, b in zip(got, expected))
 

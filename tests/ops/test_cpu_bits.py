@@ -23,6 +23,7 @@ from mmdidb.ops import (
     pack_mask,
     pack_shifted_signs,
     pack_signs,
+    sign_linear,
 )
 from mmdidb.ops.reference import bmm_mask_pm1_torch, bmm_pm1_torch
 
@@ -243,3 +244,43 @@ def test_library_loads_with_ctypes_signatures():
     lib = cpu_bits._load()
     assert isinstance(lib, ctypes.CDLL)
     assert lib.mmdidb_bgemm.restype is ctypes.c_int
+
+
+@pytest.mark.parametrize('k', [1, 64, 70, 1536])
+def test_sign_linear_is_the_two_step_formula(k, monkeypatch):
+    x = random_values((2, 5, k), k)
+    shift, w = random_values((k, ), k + 1), random_values((33, k), k + 2)
+    scale, bias = torch.rand(33) + 0.01, torch.randn(33)
+    packed = pack_signs(w)
+    bits = pack_signs(x.reshape(-1, k) + shift, backend='torch')
+    expected = (bmm_pm1_torch(bits, packed, k).float() * scale
+                + bias).reshape(2, 5, 33)
+    calls = []
+    real = cpu_bits.sign_linear
+    monkeypatch.setattr(cpu_bits, 'sign_linear',
+                        lambda *a, **kw: calls.append(1) or real(*a, **kw))
+    assert torch.equal(sign_linear(x, shift, packed, scale, bias), expected)
+    assert calls == [1]  # one C call for the whole layer
+    assert torch.equal(
+        sign_linear(x, shift, packed, scale, bias, backend='torch'),
+        expected)
+    unbiased = bmm_pm1_torch(bits, packed, k).float() * scale
+    for isa in PATHS:
+        got = real(x.reshape(-1, k), shift, packed, scale, None, isa=isa,
+                   threads=2)
+        assert torch.equal(got, unbiased), isa
+
+
+def test_sign_linear_refuses_bad_arguments():
+    x, shift = torch.randn(3, 70), torch.randn(70)
+    packed, scale = pack_signs(torch.randn(8, 70)), torch.rand(8)
+    with pytest.raises(ValueError, match='needs ceil'):
+        sign_linear(torch.randn(3, 100), torch.randn(100), packed, scale)
+    with pytest.raises(ValueError, match=r'shift must have shape \(70,\)'):
+        sign_linear(x, torch.randn(69), packed, scale)
+    with pytest.raises(ValueError, match=r'scale must have shape \(8,\)'):
+        sign_linear(x, shift, packed, torch.rand(7))
+    with pytest.raises(TypeError, match='float tensor'):
+        sign_linear(x.int(), shift, packed, scale)
+    with pytest.raises(TypeError, match='int32'):
+        sign_linear(x, shift, packed.long(), scale)

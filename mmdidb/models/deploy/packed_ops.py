@@ -21,10 +21,10 @@ import torch
 from mmdidb.ops import (
     bmm_mask_pm1,
     bmm_pm1,
-    bmm_pm1_scaled,
     pack_mask,
     pack_shifted_signs,
     pack_signs,
+    sign_linear,
     unpack_signs,
 )
 
@@ -96,11 +96,11 @@ def binary_linear_fused(x: torch.Tensor, shift: torch.Tensor,
                         weight_scale: torch.Tensor,
                         bias: Optional[torch.Tensor],
                         in_features: int) -> torch.Tensor:
-    """RSign + :func:`binary_linear` in two fused kernels.
+    """RSign + :func:`binary_linear` as one op, :func:`mmdidb.ops.sign_linear`.
 
-    ``pack_shifted_signs`` packs ``x + shift >= 0`` in one pass (no ±1
-    tensor) and ``bmm_pm1_scaled`` applies the scale and the bias in the
-    GEMM's epilogue; both equal the unfused path bit for bit, so this
+    ``x + shift >= 0`` is packed in one pass (no ±1 tensor; on the CPU
+    straight into the GEMM's buffer) and the scale and the bias are applied
+    in the GEMM's epilogue; this equals the unfused path bit for bit, so it
     returns exactly ``binary_linear(sign(x + shift), ...)``.
 
     Args:
@@ -114,12 +114,8 @@ def binary_linear_fused(x: torch.Tensor, shift: torch.Tensor,
     Returns:
         Tensor: (..., out) in the dtype of ``x``.
     """
-    lead = x.shape[:-1]
-    bits = pack_shifted_signs(x.reshape(-1, in_features),
-                              shift.to(x.dtype))
-    out = bmm_pm1_scaled(bits, weight_packed, in_features,
-                         weight_scale.to(x.dtype), bias, dtype=x.dtype)
-    return out.reshape(*lead, -1)
+    return sign_linear(x, shift.to(x.dtype), weight_packed,
+                       weight_scale.to(x.dtype), bias)
 
 
 def sign_product(q_pm1: torch.Tensor, k_pm1: torch.Tensor) -> torch.Tensor:

@@ -403,6 +403,45 @@ static void *run_jobs(void *arg) {
     return NULL;
 }
 
+/* Run the jobs of `base` (A already clean) over up to `threads` threads. */
+static int run_gemm(gemm_task *base, int threads) {
+    int64_t jobs = base->batch * ((base->N + CHUNK - 1) / CHUNK);
+    int64_t work = base->batch * base->M * base->N *
+                   (base->W > 0 ? base->W : 1);
+    int64_t nthreads = threads < 1 ? 1 : threads;
+    if (nthreads > jobs)
+        nthreads = jobs;
+    if (work < MIN_PARALLEL_WORK)
+        nthreads = 1;
+    if (nthreads > 64)
+        nthreads = 64;
+    gemm_task tasks[64];
+    pthread_t ids[64];
+    int started[64] = {0};
+    for (int64_t i = 0; i < nthreads; ++i) {
+        tasks[i] = *base;
+        tasks[i].job_begin = jobs * i / nthreads;
+        tasks[i].job_end = jobs * (i + 1) / nthreads;
+    }
+    for (int64_t i = 1; i < nthreads; ++i)
+        started[i] = pthread_create(&ids[i], NULL, run_jobs, &tasks[i]) == 0;
+    run_jobs(&tasks[0]);
+    int status = tasks[0].status;
+    for (int64_t i = 1; i < nthreads; ++i) {
+        if (started[i])
+            pthread_join(ids[i], NULL);
+        else
+            run_jobs(&tasks[i]); /* no thread to be had: do it here */
+        if (tasks[i].status)
+            status = tasks[i].status;
+    }
+    return status;
+}
+
+static int bad_shape(int64_t W, int64_t k) {
+    return W < 0 || k < 0 || k > 32 * W || (W > 0 && k <= 32 * (W - 1));
+}
+
 /*
  * out = the dots of every row of A with every row of B, per batch matrix.
  *
@@ -418,8 +457,8 @@ int mmdidb_bgemm(const uint32_t *a, const uint32_t *b, int64_t batch,
                  int64_t W, int64_t k, int op, int32_t *out_i, float *out_f,
                  const float *scale, const float *bias, int isa,
                  int threads) {
-    if (batch < 0 || M < 0 || N < 0 || W < 0 || k < 0 || k > 32 * W ||
-        (W > 0 && k <= 32 * (W - 1)) || (op != OP_XOR && op != OP_AND) ||
+    if (batch < 0 || M < 0 || N < 0 || bad_shape(W, k) ||
+        (op != OP_XOR && op != OP_AND) ||
         (out_i == NULL) == (out_f == NULL) || (out_f && !scale))
         return -2;
 #if !MMDIDB_X86
@@ -455,38 +494,47 @@ int mmdidb_bgemm(const uint32_t *a, const uint32_t *b, int64_t batch,
         .ones_stride = a_batched ? M : 0, .batch = batch, .M = M, .N = N,
         .W = W, .k = k, .op = op, .isa = isa, .out_i = out_i, .out_f = out_f,
         .scale = scale, .bias = bias, .status = 0};
-    int64_t jobs = batch * ((N + CHUNK - 1) / CHUNK);
-    int64_t work = batch * M * N * (W > 0 ? W : 1);
-    int64_t nthreads = threads < 1 ? 1 : threads;
-    if (nthreads > jobs)
-        nthreads = jobs;
-    if (work < MIN_PARALLEL_WORK)
-        nthreads = 1;
-    gemm_task tasks[64];
-    pthread_t ids[64];
-    int started[64] = {0};
-    if (nthreads > 64)
-        nthreads = 64;
-    for (int64_t i = 0; i < nthreads; ++i) {
-        tasks[i] = base;
-        tasks[i].job_begin = jobs * i / nthreads;
-        tasks[i].job_end = jobs * (i + 1) / nthreads;
-    }
-    for (int64_t i = 1; i < nthreads; ++i)
-        started[i] = pthread_create(&ids[i], NULL, run_jobs, &tasks[i]) == 0;
-    run_jobs(&tasks[0]);
-    int status = tasks[0].status;
-    for (int64_t i = 1; i < nthreads; ++i) {
-        if (started[i]) {
-            pthread_join(ids[i], NULL);
-        } else {
-            run_jobs(&tasks[i]); /* no thread to be had: do it here */
-        }
-        if (tasks[i].status)
-            status = tasks[i].status;
-    }
+    int status = run_gemm(&base, threads);
     free(ones);
     free(a_clean);
+    return status;
+}
+
+static void pack_rows_any(const float *x, const float *shift, uint32_t *out,
+                          int64_t rows, int64_t K, int mask_mode, int isa);
+
+/*
+ * The deployed binary linear layer in one call:
+ *   out (M, N) = (float)(sign(x + shift) . sign(w)) * scale + bias
+ * x is (M, K) float32, shift (K,), w (N, ceil(K/32)) packed weight signs.
+ * The signs of x + shift are packed straight into the GEMM's A buffer: the
+ * +-1 input never exists as floats. Returns 0, -1 or -2 as mmdidb_bgemm.
+ */
+int mmdidb_sign_linear(const float *x, const float *shift, int64_t M,
+                       int64_t K, const uint32_t *w, int64_t N, float *out,
+                       const float *scale, const float *bias, int isa,
+                       int threads) {
+    int64_t W = (K + 31) / 32;
+    if (M < 0 || N < 0 || K < 0 || !out || !scale)
+        return -2;
+#if !MMDIDB_X86
+    isa = ISA_PORTABLE;
+#endif
+    if (M == 0 || N == 0)
+        return 0;
+    uint32_t *a = (uint32_t *)malloc((size_t)(M * (W > 0 ? W : 1)) *
+                                     sizeof(uint32_t));
+    int32_t zero = 0;
+    if (!a)
+        return -1;
+    pack_rows_any(x, shift, a, M, K, 0, isa);
+    gemm_task base = {
+        .a = a, .a_ones = &zero, .b = w, .a_stride = 0, .b_stride = 0,
+        .ones_stride = 0, .batch = 1, .M = M, .N = N, .W = W, .k = K,
+        .op = OP_XOR, .isa = isa, .out_i = NULL, .out_f = out,
+        .scale = scale, .bias = bias, .status = 0};
+    int status = run_gemm(&base, threads);
+    free(a);
     return status;
 }
 
@@ -557,19 +605,24 @@ pack_rows_avx2(const float *x, const float *shift, uint32_t *out, int64_t r0,
 }
 #endif
 
+static void pack_rows_any(const float *x, const float *shift, uint32_t *out,
+                          int64_t rows, int64_t K, int mask_mode, int isa) {
+#if MMDIDB_X86
+    if (isa != ISA_PORTABLE) {
+        pack_rows_avx2(x, shift, out, 0, rows, K, mask_mode);
+        return;
+    }
+#endif
+    (void)isa;
+    pack_rows_portable(x, shift, out, 0, rows, K, mask_mode);
+}
+
 /* out (rows, ceil(K/32)) <- bits of x (rows, K), optionally x + shift (K,). */
 int mmdidb_pack_rows(const float *x, const float *shift, uint32_t *out,
                      int64_t rows, int64_t K, int mask_mode, int isa) {
     if (rows < 0 || K < 0)
         return -2;
-#if MMDIDB_X86
-    if (isa != ISA_PORTABLE) {
-        pack_rows_avx2(x, shift, out, 0, rows, K, mask_mode);
-        return 0;
-    }
-#endif
-    (void)isa;
-    pack_rows_portable(x, shift, out, 0, rows, K, mask_mode);
+    pack_rows_any(x, shift, out, rows, K, mask_mode, isa);
     return 0;
 }
 
