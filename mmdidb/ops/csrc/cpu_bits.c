@@ -179,9 +179,12 @@ tile_avx2(const uint32_t *const *ar, int rows, const uint32_t *p, int64_t W,
     const __m256i low = _mm256_set1_epi8(0x0f);
     const __m256i ones8 = _mm256_set1_epi8(1);
     const __m256i ones16 = _mm256_set1_epi16(1);
-    __m256i total[AVX2_ROWS][2];
+    /* byte counters hold up to 31 words (31 * 8 < 256); each block of
+     * words is widened to 32-bit lanes and added to the counts in memory,
+     * which keeps the registers for the counters */
     for (int r = 0; r < rows; ++r)
-        total[r][0] = total[r][1] = _mm256_setzero_si256();
+        for (int j = 0; j < 16; ++j)
+            counts[r][j] = 0;
     for (int64_t w0 = 0; w0 < W; w0 += 31) {
         int64_t w1 = W < w0 + 31 ? W : w0 + 31;
         __m256i acc[AVX2_ROWS][2];
@@ -204,15 +207,13 @@ tile_avx2(const uint32_t *const *ar, int rows, const uint32_t *p, int64_t W,
             }
         }
         for (int r = 0; r < rows; ++r)
-            for (int h = 0; h < 2; ++h)
-                total[r][h] = _mm256_add_epi32(
-                    total[r][h],
-                    _mm256_madd_epi16(_mm256_maddubs_epi16(acc[r][h], ones8),
-                                      ones16));
-    }
-    for (int r = 0; r < rows; ++r) {
-        _mm256_storeu_si256((__m256i *)counts[r], total[r][0]);
-        _mm256_storeu_si256((__m256i *)(counts[r] + 8), total[r][1]);
+            for (int h = 0; h < 2; ++h) {
+                __m256i *dst = (__m256i *)(counts[r] + 8 * h);
+                __m256i wide = _mm256_madd_epi16(
+                    _mm256_maddubs_epi16(acc[r][h], ones8), ones16);
+                _mm256_storeu_si256(
+                    dst, _mm256_add_epi32(_mm256_loadu_si256(dst), wide));
+            }
     }
 }
 
