@@ -203,3 +203,31 @@ def test_tools_test_with_cuda_graph_equals_eager(tmp_path, capsys):
         metric, eager).group(1)
     assert 'CUDA graph: 2 batches replayed' in graph, graph[-3000:]
     assert '1 ran eagerly' in graph
+
+
+def test_cpu_profile_tool_splits_both_paths(tmp_path, monkeypatch):
+    log = run([sys.executable, 'tools/benchmark/profile_cpu.py', '--help'])
+    assert 'usage: profile_cpu.py' in log and '--threads' in log
+    tool = _load_tool('tools/benchmark/profile_cpu.py',
+                      'mmdidb_tools_profile_cpu')
+    before = torch.get_num_threads()
+    output = tmp_path / 'benchmarks.md'
+    try:
+        entry = tool.main(['--model', 'deit-tiny', '--repeats', '1',
+                           '--output', str(output)])
+    finally:
+        torch.set_num_threads(before)
+    section = output.read_text()
+    assert tool.HEADING in section and entry in section
+    rows = {line.split(' | ')[0].strip('| *'): line.split(' | ')[1:]
+            for line in entry.splitlines() if line.startswith('| ')}
+    # both paths measured side by side, the binary work found on each
+    assert 'native C kernels (ms)' in entry and 'torch path (ms)' in entry
+    for row in ('binary products', 'packing', 'LayerNorm',
+                'total, profiled'):
+        native, torch_path = (float(cell.strip('| *'))
+                              for cell in rows[row][:2])
+        assert native > 0 and torch_path > 0, row
+    # the profiler left the kernels as they were: the C path is back on
+    from mmdidb.ops import cpu_bits
+    assert cpu_bits.available()

@@ -67,7 +67,7 @@ def build_block(args):
     torch.manual_seed(0)
     model = MODELS.build(classifier_cfg(args.model, 'didb'))
     fused = copy.deepcopy(model)
-    switch_to_deploy(model)
+    switch_to_deploy(model, fused=False)
     switch_to_deploy(fused, fused=True)
     dtype = DTYPES[args.dtype]
     block = model.backbone.layers[0].eval().to('cuda', dtype)
