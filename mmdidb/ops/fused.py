@@ -74,8 +74,7 @@ def pack_shifted_signs(x: torch.Tensor, shift: torch.Tensor,
     if not shift.is_floating_point():
         raise TypeError(f'shift must be a float tensor, got {shift.dtype}')
     if backend is None and library.tracing():
-        return torch.ops.mmdidb.pack_shifted_signs(x.detach(),
-                                                    shift.detach())
+        return _pack_shifted_signs_op(x.detach(), shift.detach())
     path = resolve_pack_backend(backend, x.device)
     if path == 'cpu' and x.dtype == shift.dtype == torch.float32:
         return cpu_bits.pack_rows(x.detach(), shift.detach())
@@ -121,10 +120,8 @@ def bmm_pm1_scaled(a_packed: torch.Tensor, b_packed: torch.Tensor, k: int,
     if bias is not None:
         _check_vector(bias, 'bias', n, a_packed)
     if backend is None and dtype in (None, scale.dtype) and library.tracing():
-        return torch.ops.mmdidb.bmm_pm1_scaled(a_packed, b_packed, k,
-                                               scale.detach(),
-                                               None if bias is None
-                                               else bias.detach())
+        return _bmm_pm1_scaled_op(a_packed, b_packed, k, scale.detach(),
+                                  None if bias is None else bias.detach())
     dtype = scale.dtype if dtype is None else dtype
     path = resolve_product_backend(backend, a_packed.device)
     if (path == 'cpu' and dtype == scale.dtype == torch.float32
@@ -188,7 +185,7 @@ def sign_linear(x: torch.Tensor, shift: torch.Tensor,
         _check_vector(bias, 'bias', n, x)
     lead = x.shape[:-1]
     if backend is None and library.tracing():
-        out = torch.ops.mmdidb.sign_linear(
+        out = _sign_linear_op(
             x.detach().reshape(-1, length), shift.detach(), weight_packed,
             scale.detach(), None if bias is None else bias.detach())
         return out.reshape(*lead, n)
@@ -203,3 +200,40 @@ def sign_linear(x: torch.Tensor, shift: torch.Tensor,
     out = bmm_pm1_scaled(bits, weight_packed, length, scale, bias,
                          dtype=x.dtype, backend=backend)
     return out.reshape(*lead, n)
+
+
+@torch.library.custom_op('mmdidb::pack_shifted_signs', mutates_args=())
+def _pack_shifted_signs_op(x: torch.Tensor,
+                           shift: torch.Tensor) -> torch.Tensor:
+    return pack_shifted_signs(x, shift)
+
+
+@_pack_shifted_signs_op.register_fake
+def _(x, shift):
+    return x.new_empty(library.packed_shape(x, -1), dtype=torch.int32)
+
+
+@torch.library.custom_op('mmdidb::bmm_pm1_scaled', mutates_args=())
+def _bmm_pm1_scaled_op(a: torch.Tensor, b: torch.Tensor, k: int,
+                       scale: torch.Tensor,
+                       bias: Optional[torch.Tensor]) -> torch.Tensor:
+    return bmm_pm1_scaled(a, b, k, scale, bias)
+
+
+@_bmm_pm1_scaled_op.register_fake
+def _(a, b, k, scale, bias):
+    return a.new_empty(library.product_shape(a, b),
+                       dtype=library.result_dtype(scale.dtype, bias))
+
+
+@torch.library.custom_op('mmdidb::sign_linear', mutates_args=())
+def _sign_linear_op(x: torch.Tensor, shift: torch.Tensor,
+                    weight_packed: torch.Tensor, scale: torch.Tensor,
+                    bias: Optional[torch.Tensor]) -> torch.Tensor:
+    return sign_linear(x, shift, weight_packed, scale, bias)
+
+
+@_sign_linear_op.register_fake
+def _(x, shift, weight_packed, scale, bias):
+    return x.new_empty((x.shape[0], weight_packed.shape[0]),
+                       dtype=library.result_dtype(x.dtype, bias))

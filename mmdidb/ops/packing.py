@@ -62,8 +62,7 @@ def _pack(x: torch.Tensor, dim: int, mode: str,
         raise ValueError('cannot pack a 0-d tensor')
     dim = _check_dim(dim, x.dim()) % x.dim()
     if backend is None and library.tracing():
-        op = torch.ops.mmdidb.pack_signs if mode == 'sign' \
-            else torch.ops.mmdidb.pack_mask
+        op = _pack_signs_op if mode == 'sign' else _pack_mask_op
         return op(x.detach(), dim)
     x = x.detach()
     path = resolve_pack_backend(backend, x.device)
@@ -192,3 +191,23 @@ def unpack_mask(packed: torch.Tensor, length: int, dim: int = -1,
         ValueError: ``length`` does not match the number of words.
     """
     return _unpack_bits(packed, length, dim).to(dtype)
+
+
+@torch.library.custom_op('mmdidb::pack_signs', mutates_args=())
+def _pack_signs_op(x: torch.Tensor, dim: int) -> torch.Tensor:
+    return pack_signs(x, dim)
+
+
+@_pack_signs_op.register_fake
+def _(x, dim):
+    return x.new_empty(library.packed_shape(x, dim), dtype=torch.int32)
+
+
+@torch.library.custom_op('mmdidb::pack_mask', mutates_args=())
+def _pack_mask_op(x: torch.Tensor, dim: int) -> torch.Tensor:
+    return pack_mask(x, dim)
+
+
+@_pack_mask_op.register_fake
+def _(x, dim):
+    return x.new_empty(library.packed_shape(x, dim), dtype=torch.int32)

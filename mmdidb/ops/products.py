@@ -48,7 +48,7 @@ def bmm_pm1(a_packed: torch.Tensor, b_packed: torch.Tensor, k: int,
     """
     k, batch = check_pair(a_packed, b_packed, k, 'a_packed', 'b_packed')
     if backend is None and library.tracing():
-        return torch.ops.mmdidb.bmm_pm1(a_packed, b_packed, k)
+        return _bmm_pm1_op(a_packed, b_packed, k)
     path = resolve_product_backend(backend, a_packed.device)
     if path == 'torch':
         return bmm_pm1_torch(a_packed, b_packed, k)
@@ -86,7 +86,7 @@ def bmm_mask_pm1(mask_packed: torch.Tensor, v_packed: torch.Tensor, k: int,
     """
     k, batch = check_pair(mask_packed, v_packed, k, 'mask_packed', 'v_packed')
     if backend is None and library.tracing():
-        return torch.ops.mmdidb.bmm_mask_pm1(mask_packed, v_packed, k)
+        return _bmm_mask_pm1_op(mask_packed, v_packed, k)
     path = resolve_product_backend(backend, mask_packed.device)
     if path == 'torch':
         return bmm_mask_pm1_torch(mask_packed, v_packed, k)
@@ -96,3 +96,24 @@ def bmm_mask_pm1(mask_packed: torch.Tensor, v_packed: torch.Tensor, k: int,
         from . import wgmma  # noqa: PLC0415  (sm_90 only, loaded late)
         return wgmma.launch_bmm(mask_packed, v_packed, k, 'and')
     return cuda_backend.bmm(mask_packed, v_packed, k, batch, path, 'and')
+
+
+@torch.library.custom_op('mmdidb::bmm_pm1', mutates_args=())
+def _bmm_pm1_op(a: torch.Tensor, b: torch.Tensor, k: int) -> torch.Tensor:
+    return bmm_pm1(a, b, k)
+
+
+@_bmm_pm1_op.register_fake
+def _(a, b, k):
+    return a.new_empty(library.product_shape(a, b))
+
+
+@torch.library.custom_op('mmdidb::bmm_mask_pm1', mutates_args=())
+def _bmm_mask_pm1_op(a: torch.Tensor, b: torch.Tensor,
+                     k: int) -> torch.Tensor:
+    return bmm_mask_pm1(a, b, k)
+
+
+@_bmm_mask_pm1_op.register_fake
+def _(a, b, k):
+    return a.new_empty(library.product_shape(a, b))

@@ -7,24 +7,20 @@ first use into a cache folder (``$MMDIDB_CUBIN_DIR``, default
 ``~/.cache/mmdidb``), keyed by the source's hash, or taken from
 ``$MMDIDB_WGMMA_CUBIN`` when that names a prebuilt file.
 
-This path is not yet picked by ``backend='auto'``: it runs when named
-(``backend='wgmma'``, ``MMDIDB_OPS_BACKEND=wgmma``, :func:`bmm_pm1_wgmma`)
-until the GPU machine has shown it faster than the ``mma.sync`` kernel. On a GPU other
-than compute capability 9.0, or without nvcc / CuPy, :func:`bmm_pm1_hopper`
-falls back to :func:`~mmdidb.ops.bmm_pm1` (the portable kernels) with a
-one-line warning.
+``backend='auto'`` does not pick this path: it runs when named
+(``backend='wgmma'``, ``MMDIDB_OPS_BACKEND=wgmma``, :func:`bmm_pm1_wgmma`);
+docs/benchmarks.md compares it with the ``mma.sync`` kernel. Named on a GPU
+other than compute capability 9.0, or without nvcc / CuPy, it raises.
 """
 import hashlib
 import os
 import threading
-import warnings
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
 import torch
 
 from . import compile_check, cuda_backend
-from .products import bmm_mask_pm1, bmm_pm1
 from .validation import check_pair
 
 SOURCE = cuda_backend.SOURCE_DIR / 'bmm_wgmma.cu'
@@ -42,7 +38,6 @@ LBO, SBO = 128, 256
 _lock = threading.Lock()
 _functions: Dict[tuple, object] = {}
 _reasons: Dict[int, Optional[str]] = {}
-_warned = set()
 
 
 def cubin_path() -> Path:
@@ -236,28 +231,3 @@ def bmm_pm1_wgmma(a_packed: torch.Tensor, b_packed: torch.Tensor, k: int,
     if reason is not None:
         raise RuntimeError(f'mmdidb.ops.wgmma: unusable ({reason})')
     return launch_bmm(a_packed, b_packed, k, op, lbo, sbo)
-
-
-def bmm_pm1_hopper(a_packed: torch.Tensor, b_packed: torch.Tensor, k: int,
-                   op: str = 'xor') -> torch.Tensor:
-    """The wgmma product on sm_90, else the portable kernels (one warning).
-
-    Args:
-        a_packed: As for :func:`bmm_pm1_wgmma`.
-        b_packed: As for :func:`bmm_pm1_wgmma`.
-        k: Reduction length in bits.
-        op: ``'xor'`` or ``'and'``.
-
-    Returns:
-        ``int32`` ``broadcast(...) + (M, N)``.
-    """
-    reason = (unusable_reason(a_packed.device)
-              if a_packed.device.type == 'cuda' else 'not a CUDA tensor')
-    if reason is None:
-        return bmm_pm1_wgmma(a_packed, b_packed, k, op)
-    if reason not in _warned:
-        _warned.add(reason)
-        warnings.warn(f'mmdidb.ops.wgmma: {reason}; using the portable '
-                      'kernels', RuntimeWarning, stacklevel=2)
-    fn = bmm_pm1 if op == 'xor' else bmm_mask_pm1
-    return fn(a_packed, b_packed, k)
