@@ -113,24 +113,32 @@ static void store_row(const gemm_task *t, int64_t bi, int64_t m, int64_t n0,
     }
 }
 
-/* Portable: each (row, channel) pair on its own. */
+static void repack(const uint32_t *b, int64_t W, int64_t k, int64_t n0,
+                   int64_t nc, int64_t lanes, uint32_t *dst);
+
+/* Portable: each (row, channel) pair on its own, B's rows tail-cleared in
+ * `rows_b` (the repack with one lane). Built for the hardware popcount too
+ * where the CPU has it (every x86-64 CPU since 2008). */
+#if MMDIDB_X86 && !defined(__clang__)
+__attribute__((target_clones("popcnt", "default")))
+#endif
 static void job_portable(const gemm_task *t, int64_t bi, int64_t n0,
-                         int64_t nc) {
+                         int64_t nc, const uint32_t *rows_b) {
     const uint32_t *a = t->a + bi * t->a_stride;
-    const uint32_t *b = t->b + bi * t->b_stride;
     const int32_t *ones = t->a_ones + bi * t->ones_stride;
-    uint32_t tail = tail_mask(t->k);
+    const int64_t W = t->W;
     int32_t counts[CHUNK];
     for (int64_t m = 0; m < t->M; ++m) {
-        const uint32_t *ar = a + m * t->W;
+        const uint32_t *ar = a + m * W;
         for (int64_t j = 0; j < nc; ++j) {
-            const uint32_t *br = b + (n0 + j) * t->W;
+            const uint32_t *br = rows_b + j * W;
             int32_t c = 0;
-            for (int64_t w = 0; w < t->W; ++w) {
-                uint32_t bw = w == t->W - 1 ? br[w] & tail : br[w];
-                uint32_t x = t->op == OP_XOR ? ar[w] ^ bw : ar[w] & bw;
-                c += __builtin_popcount(x);
-            }
+            if (t->op == OP_XOR)
+                for (int64_t w = 0; w < W; ++w)
+                    c += __builtin_popcount(ar[w] ^ br[w]);
+            else
+                for (int64_t w = 0; w < W; ++w)
+                    c += __builtin_popcount(ar[w] & br[w]);
             counts[j] = c;
         }
         store_row(t, bi, m, n0, nc, counts, t->op == OP_AND ? ones[m] : 0);
@@ -379,26 +387,27 @@ static void job_vector(const gemm_task *t, int64_t bi, int64_t n0, int64_t nc,
 static void *run_jobs(void *arg) {
     gemm_task *t = (gemm_task *)arg;
     int64_t chunks = (t->N + CHUNK - 1) / CHUNK;
-    uint32_t *panels = NULL;
-    if (t->isa != ISA_PORTABLE) {
-        panels = (uint32_t *)malloc((size_t)(CHUNK * t->W) * sizeof(uint32_t));
-        if (!panels) {
-            t->status = -1;
-            return NULL;
-        }
+    uint32_t *panels =
+        (uint32_t *)malloc((size_t)(CHUNK * (t->W > 0 ? t->W : 1)) *
+                           sizeof(uint32_t));
+    if (!panels) {
+        t->status = -1;
+        return NULL;
     }
     for (int64_t job = t->job_begin; job < t->job_end; ++job) {
         int64_t bi = job / chunks, n0 = (job % chunks) * CHUNK;
         int64_t nc = t->N - n0 < CHUNK ? t->N - n0 : CHUNK;
+        const uint32_t *b = t->b + bi * t->b_stride;
 #if MMDIDB_X86
         if (t->isa != ISA_PORTABLE) {
-            repack(t->b + bi * t->b_stride, t->W, t->k, n0, nc,
-                   t->isa == ISA_AVX512 ? 16 : 8, panels);
+            repack(b, t->W, t->k, n0, nc, t->isa == ISA_AVX512 ? 16 : 8,
+                   panels);
             job_vector(t, bi, n0, nc, panels);
             continue;
         }
 #endif
-        job_portable(t, bi, n0, nc);
+        repack(b, t->W, t->k, n0, nc, 1, panels);
+        job_portable(t, bi, n0, nc, panels);
     }
     free(panels);
     return NULL;
