@@ -323,11 +323,12 @@ def main(args, argv=None):
         f'- command: `{command.strip()}`',
         f'- machine: {train_step.machine("/".join(map(str, args.threads)))}'
         f'; clock {clock}; paths timed: {", ".join(isas)}',
-        f'- median of {args.repeats} samples per entry, all entries of a '
-        'layer interleaved (each sample '
-        + (f'{args.iters} calls' if args.iters else
-           f'>= {args.min_sample_s:g} s of calls')
-        + ', after a warm-up call), ms per call; FP32 is torch (F.linear '
+        f'- median of {args.repeats} sample(s) per entry, all entries of a '
+        'layer interleaved (a sample: '
+        + (f'{args.iters} call(s)' if args.iters else
+           f'calls for at least {args.min_sample_s:g} s')
+        + ', after an untimed one when there are several), ms per call; '
+        'FP32 is torch (F.linear '
         'with bias, torch.matmul); "binary" the integer product of '
         'pre-packed operands, "binary + packing" the deployed layer from '
         'float activations (shifted-sign packing, product and, for the '

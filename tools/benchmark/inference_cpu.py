@@ -329,6 +329,11 @@ def ort_session(path, threads):
                                 providers=['CPUExecutionProvider'])
 
 
+def ort_feed(session, x):
+    """The input dict of ``session.run`` for the array ``x``."""
+    return {session.get_inputs()[0].name: x}
+
+
 def prepare_ort(name, fp_model, shape, batches, workdir):
     """Export and quantise the FP twin at each batch size.
 
@@ -422,13 +427,12 @@ def rss_worker(spec):
         peaks, reset = {}, True
         for batch in spec['batches']:
             session = ort_session(spec['files'][str(batch)], threads)
-            name = session.get_inputs()[0].name
-            x = np.random.default_rng(0).standard_normal(
-                session.get_inputs()[0].shape).astype(np.float32)
-            session.run(None, {name: x})
+            feed = ort_feed(session, np.random.default_rng(0).standard_normal(
+                session.get_inputs()[0].shape).astype(np.float32))
+            session.run(None, feed)
             _trim_heap()
             reset &= _reset_hwm()
-            session.run(None, {name: x})
+            session.run(None, feed)
             peaks[batch] = _hwm_kib()
             del session
     else:
@@ -525,7 +529,7 @@ def time_model(name, args, workdir, ort_reason):
                 if (engine, batch) not in files:
                     continue
                 session = ort_session(files[(engine, batch)], 1)
-                out = session.run(None, {'input': x.numpy()})[0]
+                out = session.run(None, ort_feed(session, x.numpy()))[0]
                 diff = float(np.abs(out - ref).max())
                 flag = ('' if engine == 'ort-int8'
                         or diff <= ORT_FP32_RTOL * max(scale, 1.0)
@@ -559,7 +563,7 @@ def time_model(name, args, workdir, ort_reason):
                 elif (engine, batch) in files:
                     session = ort_session(files[(engine, batch)], threads)
                     sessions.append(session)
-                    feed = {'input': x.numpy()}
+                    feed = ort_feed(session, x.numpy())
                     calls[key] = (setup, lambda s=session, f=feed:
                                   s.run(None, f))
 
@@ -701,9 +705,12 @@ def entry(args, argv, isa, ort_reason, notes, rows, table):
         f'- command: `{command.strip()}`',
         f'- machine: {train_step.machine(threads)}; native kernels: {isa}; '
         f'{ort_text}',
-        f'- median of {args.repeats} samples per row, all rows of a model '
-        f'interleaved (each sample >= {args.min_sample_s:g} s of forward '
-        'passes after a warm-up pass); random weights and input; speed-up = '
+        f'- median of {plural(args.repeats, "sample")} per row, all rows '
+        'of a model interleaved (a sample: forward passes for at least '
+        f'{args.min_sample_s:g} s, after an untimed one when there are '
+        'several); random weights and input; ORT: CPU provider, default '
+        'graph optimisations, intra-op threads = threads, one inter-op '
+        'thread; speed-up = '
         'time of torch FP32 (or ORT int8) / time of the row, same batch '
         'and threads; "exact": the deployed model\'s logits with the native '
         'kernels equal the torch bit path\'s bit for bit; ORT rows: largest '
