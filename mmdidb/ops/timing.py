@@ -41,12 +41,16 @@ def cuda_median_ms(fn, iters, repeats, warmup=3):
 
 
 def interleaved_median_ms(calls, repeats, min_sample_s=0.1, iters=None,
-                          on_sample=None):
+                          settle_s=0.0, on_sample=None):
     """Median wall-clock time of one call of each callable, interleaved.
 
     Every repeat takes one sample of each entry in turn (``calls``'s
-    order): its ``setup`` (untimed: e.g. the thread count), one untimed call
-    when the sample has several calls, then ``iters`` timed calls. Before
+    order): its ``setup`` (untimed: e.g. the thread count), a pause of
+    ``settle_s`` seconds, one untimed call when the sample has several
+    calls, then ``iters`` timed calls. The pause lets the worker threads of
+    the entry before go idle: runtimes whose threads spin-wait after a call
+    (ONNX Runtime's, by default) would otherwise take cores from the next
+    entry's first calls. Before
     the first repeat each entry runs once untimed (the warm-up), which also
     sets its number of calls per sample: enough for ``min_sample_s``
     seconds, at least one.
@@ -58,6 +62,8 @@ def interleaved_median_ms(calls, repeats, min_sample_s=0.1, iters=None,
         min_sample_s (float): Shortest sample, in seconds, when ``iters``
             is not given.
         iters (int, optional): Calls per sample for every entry.
+        settle_s (float): Pause before each sample (and the warm-up), in
+            seconds.
         on_sample (callable, optional): Called as ``on_sample(repeat)``
             after each repeat (progress output).
 
@@ -69,6 +75,7 @@ def interleaved_median_ms(calls, repeats, min_sample_s=0.1, iters=None,
         setup, fn = call if isinstance(call, tuple) else (None, call)
         if setup is not None:
             setup()
+        time.sleep(settle_s)
         start = time.perf_counter()
         fn()
         first = time.perf_counter() - start
@@ -79,6 +86,7 @@ def interleaved_median_ms(calls, repeats, min_sample_s=0.1, iters=None,
         for name, (setup, fn, count) in entries.items():
             if setup is not None:
                 setup()
+            time.sleep(settle_s)
             if count > 1:
                 fn()
             start = time.perf_counter()

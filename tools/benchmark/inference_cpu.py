@@ -119,6 +119,10 @@ def parse_args(argv=None):
     parser.add_argument('--min-sample-s', type=float, default=None,
                         help='shortest sample in seconds (default 0.2, '
                         '0.05 with --quick)')
+    parser.add_argument('--settle-s', type=float, default=0.05,
+                        help='pause before each sample, so that the threads '
+                        'of the row before (ONNX Runtime\'s spin after each '
+                        'run) are idle (default 0.05)')
     parser.add_argument('--with-torch-path', action='store_true',
                         help='add the deployed model on the torch bit path '
                         '(smallest batch, fewest threads only)')
@@ -573,6 +577,7 @@ def time_model(name, args, workdir, ort_reason):
     with torch.inference_mode():
         times = interleaved_median_ms(calls, args.repeats,
                                       min_sample_s=args.min_sample_s,
+                                      settle_s=args.settle_s,
                                       on_sample=progress)
     del calls, sessions, didb, fp
     gc.collect()
@@ -706,9 +711,11 @@ def entry(args, argv, isa, ort_reason, notes, rows, table):
         f'- machine: {train_step.machine(threads)}; native kernels: {isa}; '
         f'{ort_text}',
         f'- median of {plural(args.repeats, "sample")} per row, all rows '
-        'of a model interleaved (a sample: forward passes for at least '
-        f'{args.min_sample_s:g} s, after an untimed one when there are '
-        'several); random weights and input; ORT: CPU provider, default '
+        'of a model interleaved (a sample: a pause of '
+        f'{args.settle_s:g} s, so that the threads of the row before are '
+        f'idle, then forward passes for at least {args.min_sample_s:g} s, '
+        'after an untimed one when there are several); random weights and '
+        'input; ORT: CPU provider, default '
         'graph optimisations, intra-op threads = threads, one inter-op '
         'thread; speed-up = '
         'time of torch FP32 (or ORT int8) / time of the row, same batch '
