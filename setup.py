@@ -1,4 +1,4 @@
-"""Install mmdidb: ``pip install -e .`` (add ``[tests]`` / ``[cuda]`` extras).
+"""Install mmdidb: ``pip install -e .`` (extras: tests, cuda, benchmark).
 
 torch is not pinned here on purpose: install the build that fits the machine
 first (``pip install torch==2.13.0`` takes the local CPU build on the
@@ -41,6 +41,7 @@ setup(
     extras_require={
         'tests': read_requirements('tests.txt'),
         'cuda': read_requirements('cuda.txt'),
+        'benchmark': read_requirements('benchmark.txt'),
     },
     zip_safe=False,
 )

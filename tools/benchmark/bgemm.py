@@ -18,7 +18,15 @@ of the +-1 tensors ("exact").
 Prints a markdown table and appends it, with the GPU, date and command, to
 ``docs/benchmarks.md`` under "## Binary GEMM (tools/benchmark/bgemm.py)".
 
-Usage: ``python tools/benchmark/bgemm.py [--quick] [--no-append]``.
+``--device cpu`` times mmdidb's native CPU kernels against torch FP32
+instead, at the DeiT-Small batch-1 shapes, per thread count and
+instruction-set path, with the binary MACs per cycle they reach (see
+``bgemm_cpu.py``); its entry goes under "## CPU binary GEMM
+(tools/benchmark/bgemm.py --device cpu)".
+
+Usage: ``python tools/benchmark/bgemm.py [--quick] [--no-append]``,
+``python tools/benchmark/bgemm.py --device cpu [--threads 1 2] [--quick]
+[--no-append]``.
 """
 import argparse
 import datetime
@@ -49,16 +57,32 @@ def parse_args(argv=None):
         The parsed namespace.
     """
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--device', choices=('cuda', 'cpu'), default='cuda',
+                        help='cpu: the native CPU kernels against torch FP32 '
+                        '(default cuda)')
     parser.add_argument('--quick', action='store_true',
-                        help='batches 1 and 64, fewer repeats (~1 minute)')
+                        help='batches 1 and 64, fewer repeats (~1 minute); '
+                        'on the CPU: fewer and shorter samples')
     parser.add_argument('--batches', type=int, nargs='+', default=None,
-                        help='batch sizes (default 1 64 256)')
+                        help='batch sizes (default 1 64 256; 1 on the CPU)')
     parser.add_argument('--models', nargs='+', choices=sorted(MODELS),
-                        default=list(MODELS))
+                        default=None,
+                        help='default: both on the GPU, DeiT-Small on the '
+                        'CPU')
     parser.add_argument('--repeats', type=int, default=None,
                         help='timed measurements per entry (median taken)')
     parser.add_argument('--iters', type=int, default=None,
-                        help='calls per measurement')
+                        help='calls per measurement (on the CPU: default '
+                        'enough for --min-sample-s)')
+    parser.add_argument('--threads', type=int, nargs='+', default=[1, 2],
+                        help='CPU: thread counts (default 1 2)')
+    parser.add_argument('--isas', nargs='+',
+                        choices=('avx512', 'avx2', 'portable'), default=None,
+                        help='CPU: instruction-set paths (default: every one '
+                        'the CPU runs)')
+    parser.add_argument('--min-sample-s', type=float, default=None,
+                        help='CPU: shortest sample in seconds (default 0.1, '
+                        '0.02 with --quick)')
     parser.add_argument('--output', type=Path,
                         default=REPO / 'docs' / 'benchmarks.md',
                         help='markdown file the table is appended to')
@@ -70,6 +94,18 @@ def parse_args(argv=None):
                         'microbenchmark (kernel times, CUDA-graph replays): '
                         'auto = on sm_90 GPUs; only = nothing else')
     args = parser.parse_args(argv)
+    if args.device == 'cpu':
+        if args.models is None:
+            args.models = ['DeiT-Small']
+        if args.batches is None:
+            args.batches = [1]
+        if args.repeats is None:
+            args.repeats = 3 if args.quick else 7
+        if args.min_sample_s is None:
+            args.min_sample_s = 0.02 if args.quick else 0.1
+        return args
+    if args.models is None:
+        args.models = list(MODELS)
     if args.batches is None:
         args.batches = [1, 64] if args.quick else [1, 64, 256]
     if args.repeats is None:
@@ -488,6 +524,9 @@ def main(argv=None):
         Exit status: 1 when a binary result was not exact.
     """
     args = parse_args(argv)
+    if args.device == 'cpu':
+        import bgemm_cpu
+        return bgemm_cpu.main(args, argv)
     require_gpu()
     major, minor = torch.cuda.get_device_capability()
     paths = ['mma', 'popc'] if major >= 8 else ['popc']
