@@ -81,3 +81,15 @@ def test_shortcut_needs_a_multiple():
         WrappedBinaryLinear(6, 4)
     WrappedBinaryLinear(4, 8)
     WrappedBinaryLinear(8, 4)
+
+
+@pytest.mark.parametrize('ratio', [2, 3, 4, 6, 8])
+def test_reduction_shortcut_is_torchs_mean_bit_for_bit(ratio):
+    layer = WrappedBinaryLinear(16 * ratio, 16)
+    x = torch.randn(3, 50, 16 * ratio, requires_grad=True)
+    got = layer.shortcut(x)
+    expected = x.unflatten(-1, (16, ratio)).mean(-1)
+    assert torch.equal(got, expected)
+    grad = torch.randn(got.shape)
+    assert torch.equal(torch.autograd.grad(got, x, grad)[0],
+                       torch.autograd.grad(expected, x, grad)[0])
