@@ -28,12 +28,18 @@ epilogue) and ``sign_linear(x, shift, w, scale, bias)`` (both in one call),
 equal to the unfused formulas bit for bit.
 """
 from .backend import PACK_BACKENDS, PRODUCT_BACKENDS
-from .fused import bmm_pm1_scaled, pack_shifted_signs, sign_linear
+from .fused import (
+    bmm_pm1_bands,
+    bmm_pm1_scaled,
+    pack_shifted_signs,
+    sign_linear,
+)
 from .packing import pack_mask, pack_signs, unpack_mask, unpack_signs
 from .products import bmm_mask_pm1, bmm_pm1
 
 __all__ = [
     'PACK_BACKENDS', 'PRODUCT_BACKENDS', 'bmm_mask_pm1', 'bmm_pm1',
+    'bmm_pm1_bands',
     'bmm_pm1_scaled', 'pack_mask', 'pack_shifted_signs', 'pack_signs',
     'sign_linear', 'unpack_mask', 'unpack_signs'
 ]

@@ -54,6 +54,10 @@ def _load():
         lib.mmdidb_pack_cols.restype = c
         lib.mmdidb_sign_linear.argtypes = [p, p, i, i, p, i, p, p, p, c, c]
         lib.mmdidb_sign_linear.restype = c
+        f = ctypes.c_float
+        lib.mmdidb_bgemm_bands.argtypes = [p, p, p, p, i, c, c, i, i, i, i, f,
+                                           f, f, p, c, c]
+        lib.mmdidb_bgemm_bands.restype = c
     _state['lib'] = lib
     return lib
 
@@ -163,6 +167,51 @@ def bgemm(a: torch.Tensor, b: torch.Tensor, k: int, op: str,
         ISAS.index(resolve_isa(isa)),
         torch.get_num_threads() if threads is None else threads)
     _check(status, 'bgemm')
+    return out
+
+
+def bgemm_bands(a: torch.Tensor, b: torch.Tensor, k: int,
+                batch: torch.Size, weights: Optional[Tuple[float, float]],
+                post: float, isa: Optional[str] = None,
+                threads: Optional[int] = None) -> torch.Tensor:
+    """Similarity of binary attention from band-stacked ±1 operands.
+
+    ``bands = a.shape[0]`` is 1 or 2; with 2, ``out = (w0 * dot0 + w1 *
+    dot1) * post``, else ``out = dot0 * post``, in float32 with torch's
+    roundings (see ``mmdidb_bgemm_bands`` in ``csrc/cpu_bits.c``). The
+    operands are validated by the caller
+    (:func:`mmdidb.ops.bmm_pm1_bands`).
+
+    Args:
+        a (Tensor): ``int32`` ``(bands, ..., M, W)``, contiguous.
+        b (Tensor): ``int32`` ``(bands, ..., N, W)``, contiguous.
+        k (int): Valid bits along the reduction axis.
+        batch (torch.Size): Broadcast leading shape (without the bands).
+        weights (tuple[float, float], optional): ``(w0, w1)``, two bands.
+        post (float): Factor applied last.
+        isa (str, optional): See :func:`resolve_isa`.
+        threads (int, optional): Defaults to ``torch.get_num_threads()``.
+
+    Returns:
+        Tensor: float32 ``batch + (M, N)``.
+    """
+    bands = a.shape[0]
+    m, words, n = a.shape[-2], a.shape[-1], b.shape[-2]
+    out = torch.empty(tuple(batch) + (m, n), dtype=torch.float32)
+    if out.numel() == 0:
+        return out
+    views = [batch_view(x[i], batch, rows, words)
+             for x, rows in ((a, m), (b, n)) for i in range(bands)]
+    a_views, b_views = views[:bands], views[bands:]
+    w0, w1 = weights if weights is not None else (1.0, 0.0)
+    _check(_load().mmdidb_bgemm_bands(
+        _ptr(a_views[0][0]), _ptr(b_views[0][0]),
+        _ptr(a_views[1][0]) if bands == 2 else None,
+        _ptr(b_views[1][0]) if bands == 2 else None,
+        out.numel() // (m * n), int(a_views[0][1]), int(b_views[0][1]), m,
+        n, words, k, w0, w1, post, _ptr(out), ISAS.index(resolve_isa(isa)),
+        torch.get_num_threads() if threads is None else threads),
+        'bgemm_bands')
     return out
 
 

@@ -202,6 +202,76 @@ def sign_linear(x: torch.Tensor, shift: torch.Tensor,
     return out.reshape(*lead, n)
 
 
+def bmm_pm1_bands(q_packed: torch.Tensor, k_packed: torch.Tensor, k: int,
+                  weights: Optional[torch.Tensor] = None, scale: float = 1.0,
+                  dtype: torch.dtype = torch.float32,
+                  backend: Optional[str] = None) -> torch.Tensor:
+    """``(w_0 Q_0 K_0ᵀ + w_1 Q_1 K_1ᵀ) * scale`` of packed ±1 bands.
+
+    The reference formula, which the fused kernel equals bit for bit::
+
+        sims = bmm_pm1(q_packed, k_packed, k).to(dtype)
+        out = weights[0] * sims[0] + weights[1] * sims[1]  # two bands
+        out = sims[0]                                      # one band
+        return out * scale
+
+    Args:
+        q_packed: ``int32`` ``(bands, ..., M, W)``, bands 1 or 2, the packed
+            ±1 queries of each band; contiguous.
+        k_packed: ``int32`` ``(bands, ..., N, W)``, the keys.
+        k: Bits per query (the head size).
+        weights: ``(2,)`` band weights (two bands only), ``dtype``.
+        scale: Factor applied last (the attention scale).
+        dtype: Result dtype.
+        backend: As for :func:`~mmdidb.ops.bmm_pm1`; the fused kernel runs
+            for CPU tensors in float32.
+
+    Returns:
+        ``(..., M, N)`` similarities.
+
+    Raises:
+        ValueError: Not 1 or 2 bands, weights given for one band or missing
+            for two, or the operands' checks of :func:`bmm_pm1`.
+    """
+    k, batch = check_pair(q_packed, k_packed, k, 'q_packed', 'k_packed')
+    bands = q_packed.shape[0]
+    if q_packed.dim() < 3 or bands not in (1, 2) or k_packed.shape[0] != bands:
+        raise ValueError('q_packed and k_packed must stack 1 or 2 bands on '
+                         f'dim 0, got {tuple(q_packed.shape)} and '
+                         f'{tuple(k_packed.shape)}')
+    if (weights is None) != (bands == 1):
+        raise ValueError('weights are needed for two bands and only then, '
+                         f'got {bands} band(s) and weights={weights!r}')
+    if weights is not None:
+        _check_vector(weights, 'weights', 2, q_packed)
+    scale = float(scale)
+    if backend is None and library.tracing():
+        return _bmm_pm1_bands_op(q_packed, k_packed, k, weights, scale,
+                                 dtype)
+    if (resolve_product_backend(backend, q_packed.device) == 'cpu'
+            and dtype == torch.float32
+            and (weights is None or weights.dtype == dtype)):
+        pair = None if weights is None else tuple(weights.tolist())
+        return cpu_bits.bgemm_bands(q_packed, k_packed, k, batch[1:], pair,
+                                    scale)
+    sims = bmm_pm1(q_packed, k_packed, k, backend=backend).to(dtype)
+    out = sims[0] if weights is None else \
+        weights[0] * sims[0] + weights[1] * sims[1]
+    return out * scale
+
+
+@torch.library.custom_op('mmdidb::bmm_pm1_bands', mutates_args=())
+def _bmm_pm1_bands_op(q: torch.Tensor, k: torch.Tensor, bits: int,
+                      weights: Optional[torch.Tensor], scale: float,
+                      dtype: torch.dtype) -> torch.Tensor:
+    return bmm_pm1_bands(q, k, bits, weights, scale, dtype)
+
+
+@_bmm_pm1_bands_op.register_fake
+def _(q, k, bits, weights, scale, dtype):
+    return q.new_empty(library.product_shape(q, k)[1:], dtype=dtype)
+
+
 @torch.library.custom_op('mmdidb::pack_shifted_signs', mutates_args=())
 def _pack_shifted_signs_op(x: torch.Tensor,
                            shift: torch.Tensor) -> torch.Tensor:

@@ -95,15 +95,26 @@ def test_export_sees_one_custom_op_per_step():
         got = program.module()(x)
     ops = {str(node.target) for node in program.graph.nodes
            if str(node.target).startswith('mmdidb.')}
-    # linears: sign_linear; Q·Kᵀ: pack_shifted_signs + bmm_pm1; mask·V:
-    # pack_mask, pack_signs (V along the tokens) + bmm_mask_pm1
+    # linears: sign_linear; Q·Kᵀ: pack_shifted_signs + bmm_pm1_bands
+    # (HFSC's bands, weights and scale in its epilogue); mask·V: pack_mask,
+    # pack_signs (V along the tokens) + bmm_mask_pm1
     assert ops == {f'mmdidb.{name}.default' for name in (
-        'sign_linear', 'bmm_pm1', 'bmm_mask_pm1', 'pack_mask',
+        'sign_linear', 'bmm_pm1_bands', 'bmm_mask_pm1', 'pack_mask',
         'pack_shifted_signs', 'pack_signs')}
     assert all(torch.equal(a, b) for a, b in zip(got, expected))
 
 
-def test_compile_runs_the_ops_without_a_graph_break():
+@pytest.fixture
+def fresh_dynamo():
+    """Dynamo's caches cleared before and after: a second compile of the
+    same code with other shapes would otherwise turn on dynamic shapes in
+    later tests of this process."""
+    torch._dynamo.reset()
+    yield
+    torch._dynamo.reset()
+
+
+def test_compile_runs_the_ops_without_a_graph_break(fresh_dynamo):
     backbone = _deit_mini()
     x = torch.randn(2, 3, 32, 32)
     # aot_eager keeps torch's float kernels, so the result is bit for bit

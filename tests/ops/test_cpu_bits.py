@@ -17,6 +17,7 @@ from mmdidb.ops import (
     backend,
     bmm_mask_pm1,
     bmm_pm1,
+    bmm_pm1_bands,
     bmm_pm1_scaled,
     cpu_bits,
     native,
@@ -284,3 +285,41 @@ def test_sign_linear_refuses_bad_arguments():
         sign_linear(x.int(), shift, packed, scale)
     with pytest.raises(TypeError, match='int32'):
         sign_linear(x, shift, packed.long(), scale)
+
+
+@pytest.mark.parametrize('bands', [1, 2])
+@pytest.mark.parametrize('dims', [8, 64, 70])
+def test_band_similarity_is_torchs_formula(bands, dims):
+    gen = torch.Generator().manual_seed(dims)
+    q = random_values((bands, 2, 3, 13, dims), dims)
+    k = random_values((bands, 2, 3, 11, dims), dims + 1)
+    a = torch.rand((), generator=gen)
+    weights = torch.stack([a, 1 - a]) if bands == 2 else None
+    sims = bmm_pm1_torch(pack_signs(q), pack_signs(k), dims).float()
+    expected = sims[0] if bands == 1 else a * sims[0] + (1 - a) * sims[1]
+    expected = expected * dims**-0.5
+    pair = None if weights is None else tuple(weights.tolist())
+    for isa in PATHS:
+        for threads in (1, 2):
+            got = cpu_bits.bgemm_bands(pack_signs(q), pack_signs(k), dims,
+                                       torch.Size((2, 3)), pair,
+                                       dims**-0.5, isa=isa, threads=threads)
+            assert torch.equal(got, expected), (isa, threads)
+    assert torch.equal(bmm_pm1_bands(pack_signs(q), pack_signs(k), dims,
+                                     weights, dims**-0.5), expected)
+    assert torch.equal(bmm_pm1_bands(pack_signs(q), pack_signs(k), dims,
+                                     weights, dims**-0.5, backend='torch'),
+                       expected)
+
+
+def test_band_similarity_refuses_bad_arguments():
+    q = pack_signs(torch.randn(2, 5, 64))
+    with pytest.raises(ValueError, match='weights are needed for two'):
+        bmm_pm1_bands(q, q, 64)
+    with pytest.raises(ValueError, match='only then'):
+        bmm_pm1_bands(q[:1], q[:1], 64, torch.rand(2))
+    with pytest.raises(ValueError, match='1 or 2 bands'):
+        bmm_pm1_bands(q[:1].expand(3, 5, 2).contiguous(),
+                      q[:1].expand(3, 5, 2).contiguous(), 64)
+    with pytest.raises(ValueError, match=r'weights must have shape \(2,\)'):
+        bmm_pm1_bands(q, q, 64, torch.rand(3))

@@ -133,16 +133,40 @@ def sign_product(q_pm1: torch.Tensor, k_pm1: torch.Tensor) -> torch.Tensor:
     return counts.to(q_pm1.dtype)
 
 
+def pack_shifted_heads(x: torch.Tensor, shift: torch.Tensor,
+                       num_heads: int) -> torch.Tensor:
+    """The signs of ``x + shift`` packed per head: RSign, head split, pack.
+
+    The signs are packed straight from ``x`` (no ±1 tensor); the heads are
+    split on the packed words when the head size is a multiple of 32 bits,
+    else on the shifted floats.
+
+    Args:
+        x (Tensor): (B, N, C) queries or keys before their binarizer.
+        shift (Tensor): (C,) their RSign shift.
+        num_heads (int): Heads; ``C`` is a multiple of it.
+
+    Returns:
+        Tensor: ``int32`` (B, heads, N, ceil(C / heads / 32)).
+    """
+    dims = x.shape[-1] // num_heads
+    shift = shift.reshape(-1).to(x.dtype)
+    if dims % 32 == 0:
+        words = pack_shifted_signs(x, shift)
+        return words.unflatten(-1, (num_heads, -1)).transpose(1,
+                                                               2).contiguous()
+    b, n, _ = x.shape
+    heads = (x + shift).reshape(b, n, num_heads, dims).transpose(1, 2)
+    return pack_signs(heads)
+
+
 def shifted_sign_product(q: torch.Tensor, q_shift: torch.Tensor,
                          k: torch.Tensor, k_shift: torch.Tensor,
                          num_heads: int) -> torch.Tensor:
     """Per-head ``sign(q + q_shift) @ sign(k + k_shift)ᵀ`` via XNOR-popcount.
 
-    RSign, the head split and the packing in one: the signs of ``q +
-    q_shift`` are packed straight from ``q`` (no ±1 tensor), the heads are
-    split on the packed words when the head size is a multiple of 32 bits
-    (else on the shifted floats), and the integer product is returned as
-    ``q``'s dtype. Equal to :func:`sign_product` of the RSign outputs.
+    Equal to :func:`sign_product` of the RSign outputs, packed with
+    :func:`pack_shifted_heads`.
 
     Args:
         q (Tensor): (B, N, C) queries before their binarizer.
@@ -155,18 +179,9 @@ def shifted_sign_product(q: torch.Tensor, q_shift: torch.Tensor,
         Tensor: (B, heads, N, M) integer-valued, in the dtype of ``q``.
     """
     dims = q.shape[-1] // num_heads
-    packed = []
-    for x, shift in ((q, q_shift), (k, k_shift)):
-        shift = shift.reshape(-1).to(x.dtype)
-        if dims % 32 == 0:
-            words = pack_shifted_signs(x, shift)
-            packed.append(words.unflatten(-1, (num_heads, -1)).transpose(
-                1, 2).contiguous())
-        else:
-            b, n, c = x.shape
-            heads = (x + shift).reshape(b, n, num_heads, dims).transpose(1, 2)
-            packed.append(pack_signs(heads))
-    return bmm_pm1(packed[0], packed[1], dims).to(q.dtype)
+    return bmm_pm1(pack_shifted_heads(q, q_shift, num_heads),
+                   pack_shifted_heads(k, k_shift, num_heads),
+                   dims).to(q.dtype)
 
 
 def mask_value_product(attn: torch.Tensor, alpha: torch.Tensor,

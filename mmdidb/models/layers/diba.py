@@ -132,8 +132,8 @@ class DIBA(BaseModule):
     def logits(self, x: torch.Tensor, hw_shape: Optional[Sequence[int]],
                **kwargs) -> torch.Tensor:
         """Scaled similarities, (B, heads, N, M); ``kwargs`` go to it."""
-        return self.similarity(x, hw_shape, self.q, self.k,
-                               **kwargs) * self.scale
+        return self.similarity(x, hw_shape, self.q, self.k, scale=self.scale,
+                               **kwargs)
 
     def binarize(self, logits: torch.Tensor) -> torch.Tensor:
         """Softmax, then the elastic binarizer (binary activations only)."""

@@ -6,7 +6,9 @@ import torch
 from mmengine.registry import MODELS
 from torch import nn
 
-from ..deploy.packed_ops import shifted_sign_product, sign_product
+from mmdidb.ops import bmm_pm1_bands
+
+from ..deploy.packed_ops import pack_shifted_heads, sign_product
 from .binarizers import RSign
 from .haar import StationaryHaarSplit
 from .wrapped_linear import apply_activation
@@ -44,11 +46,18 @@ class _QKBinarizers(nn.Module):
         self.deploy = False
         self.fused_deploy = True
 
+    @property
+    def fused(self) -> bool:
+        """Whether Q and K are packed straight from ``x + shift``."""
+        return self.deploy and self.fused_deploy
+
+    def packed(self, q: torch.Tensor, k: torch.Tensor, num_heads: int):
+        """The packed signs of both, per head (fused deploy mode)."""
+        return (pack_shifted_heads(q, self.q.beta, num_heads),
+                pack_shifted_heads(k, self.k.beta, num_heads))
+
     def product(self, q: torch.Tensor, k: torch.Tensor,
                 num_heads: int) -> torch.Tensor:
-        if self.deploy and self.fused_deploy:
-            return shifted_sign_product(q, self.q.beta, k, self.k.beta,
-                                        num_heads)
         q = split_heads(self.q(q), num_heads)
         k = split_heads(self.k(k), num_heads)
         if self.deploy:
@@ -84,8 +93,9 @@ class DotProductSimilarity(nn.Module):
                 q_proj: Callable, k_proj: Callable,
                 kv: Optional[torch.Tensor] = None,
                 kv_hw_shape: Optional[Sequence[int]] = None,
-                regions: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """Return (B, heads, N, M) similarities, unscaled.
+                regions: Optional[torch.Tensor] = None,
+                scale: Optional[float] = None) -> torch.Tensor:
+        """Return (B, heads, N, M) similarities, times ``scale`` if given.
 
         Keys come from ``kv`` (M tokens on ``kv_hw_shape``; spatial-reduction
         attention) when given, else from ``x``. ``regions`` is accepted for a
@@ -94,7 +104,14 @@ class DotProductSimilarity(nn.Module):
         kv, kv_hw_shape = (x, hw_shape) if kv is None else (kv, kv_hw_shape)
         q = apply_activation(q_proj, x, hw_shape)
         k = apply_activation(k_proj, kv, kv_hw_shape)
-        return self.binarizers.product(q, k, self.num_heads)
+        if self.binarizers.fused:
+            q_bits, k_bits = self.binarizers.packed(q, k, self.num_heads)
+            return bmm_pm1_bands(q_bits[None], k_bits[None],
+                                 q.shape[-1] // self.num_heads,
+                                 scale=1.0 if scale is None else scale,
+                                 dtype=q.dtype)
+        sims = self.binarizers.product(q, k, self.num_heads)
+        return sims if scale is None else sims * scale
 
 
 @MODELS.register_module()
@@ -151,8 +168,9 @@ class HFSC(nn.Module):
                 q_proj: Callable, k_proj: Callable,
                 kv: Optional[torch.Tensor] = None,
                 kv_hw_shape: Optional[Sequence[int]] = None,
-                regions: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """Return (B, heads, N, M) similarities, unscaled.
+                regions: Optional[torch.Tensor] = None,
+                scale: Optional[float] = None) -> torch.Tensor:
+        """Return (B, heads, N, M) similarities, times ``scale`` if given.
 
         Args:
             x (Tensor): (B, N, C) attention input (queries).
@@ -164,6 +182,9 @@ class HFSC(nn.Module):
             kv_hw_shape (tuple[int, int], optional): Grid of ``kv``.
             regions (Tensor, optional): Shift-region labels of window
                 attention, see :func:`~mmdidb.models.layers.haar_split_grid`.
+            scale (float, optional): Factor applied last (the attention
+                scale); in fused deploy mode it is applied in the product's
+                epilogue.
         """
         # Both bands go through the shared Q/K layers as one batch (every
         # layer there is token-wise), not as two passes.
@@ -175,12 +196,23 @@ class HFSC(nn.Module):
         q = apply_activation(q_proj, q_in, hw_shape)
         k = apply_activation(k_proj, k_in, kv_hw_shape)
         a = self.fusion_weight()
+        if self.low.fused:
+            bits = [binarizers.packed(q_band, k_band, self.num_heads)
+                    for q_band, k_band, binarizers in zip(
+                        q.chunk(2), k.chunk(2), (self.low, self.high))]
+            return bmm_pm1_bands(
+                torch.stack([bits[0][0], bits[1][0]]),
+                torch.stack([bits[0][1], bits[1][1]]),
+                q.shape[-1] // self.num_heads, torch.stack([a, 1 - a]),
+                1.0 if scale is None else scale, dtype=q.dtype)
         if self.low.deploy:
             sims = [binarizers.product(q_band, k_band, self.num_heads)
                     for q_band, k_band, binarizers in zip(
                         q.chunk(2), k.chunk(2), (self.low, self.high))]
-            return a * sims[0] + (1 - a) * sims[1]
-        return self.mixed_product(q, k, torch.stack([a, 1 - a]))
+            sims = a * sims[0] + (1 - a) * sims[1]
+        else:
+            sims = self.mixed_product(q, k, torch.stack([a, 1 - a]))
+        return sims if scale is None else sims * scale
 
     def fusion_weight(self) -> torch.Tensor:
         """The weight ``a`` of the low band, in [0, 1]."""

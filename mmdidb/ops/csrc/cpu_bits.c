@@ -91,18 +91,31 @@ typedef struct {
     float *out_f;          /* (batch, M, N) float32, or NULL */
     const float *scale;    /* (N,) with out_f */
     const float *bias;     /* (N,) or NULL */
+    /* Two-band form (bands = 2): a second pair a1 (like a), b1 (like b),
+     * and out_f = ((w0 * dot0) + (w1 * dot1)) * post. With bands = 1 and
+     * weighted set: out_f = dot0 * post. */
+    const uint32_t *a1, *b1;
+    int bands, weighted;
+    float w0, w1, post;
     int64_t job_begin, job_end;
     int status;            /* 0, or -1 when out of memory */
 } gemm_task;
 
 /* Write one output row segment from counts: dots, then the epilogue. */
 static void store_row(const gemm_task *t, int64_t bi, int64_t m, int64_t n0,
-                      int64_t count, const int32_t *counts, int32_t ones) {
+                      int64_t count, const int32_t *counts,
+                      const int32_t *counts1, int32_t ones) {
     int64_t base = (bi * t->M + m) * t->N + n0;
     for (int64_t j = 0; j < count; ++j) {
         int32_t dot = t->op == OP_XOR ? (int32_t)t->k - 2 * counts[j]
                                       : 2 * counts[j] - ones;
-        if (t->out_f) {
+        if (t->weighted) {
+            /* torch: (w0 * float(dot0) + w1 * float(dot1)) * post */
+            float v = (float)dot;
+            if (t->bands == 2)
+                v = t->w0 * v + t->w1 * (float)((int32_t)t->k - 2 * counts1[j]);
+            t->out_f[base + j] = v * t->post;
+        } else if (t->out_f) {
             float v = (float)dot * t->scale[n0 + j];
             if (t->bias)
                 v = v + t->bias[n0 + j];
@@ -122,26 +135,36 @@ static void repack(const uint32_t *b, int64_t W, int64_t k, int64_t n0,
 #if MMDIDB_X86 && !defined(__clang__)
 __attribute__((target_clones("popcnt", "default")))
 #endif
+static void count_rows_portable(const uint32_t *ar, const uint32_t *rows_b,
+                                int64_t nc, int64_t W, int op,
+                                int32_t *counts) {
+    for (int64_t j = 0; j < nc; ++j) {
+        const uint32_t *br = rows_b + j * W;
+        int32_t c = 0;
+        if (op == OP_XOR)
+            for (int64_t w = 0; w < W; ++w)
+                c += __builtin_popcount(ar[w] ^ br[w]);
+        else
+            for (int64_t w = 0; w < W; ++w)
+                c += __builtin_popcount(ar[w] & br[w]);
+        counts[j] = c;
+    }
+}
+
 static void job_portable(const gemm_task *t, int64_t bi, int64_t n0,
-                         int64_t nc, const uint32_t *rows_b) {
+                         int64_t nc, const uint32_t *rows_b,
+                         const uint32_t *rows_b1) {
     const uint32_t *a = t->a + bi * t->a_stride;
+    const uint32_t *a1 = t->bands == 2 ? t->a1 + bi * t->a_stride : NULL;
     const int32_t *ones = t->a_ones + bi * t->ones_stride;
     const int64_t W = t->W;
-    int32_t counts[CHUNK];
+    int32_t counts[CHUNK], counts1[CHUNK];
     for (int64_t m = 0; m < t->M; ++m) {
-        const uint32_t *ar = a + m * W;
-        for (int64_t j = 0; j < nc; ++j) {
-            const uint32_t *br = rows_b + j * W;
-            int32_t c = 0;
-            if (t->op == OP_XOR)
-                for (int64_t w = 0; w < W; ++w)
-                    c += __builtin_popcount(ar[w] ^ br[w]);
-            else
-                for (int64_t w = 0; w < W; ++w)
-                    c += __builtin_popcount(ar[w] & br[w]);
-            counts[j] = c;
-        }
-        store_row(t, bi, m, n0, nc, counts, t->op == OP_AND ? ones[m] : 0);
+        count_rows_portable(a + m * W, rows_b, nc, W, t->op, counts);
+        if (a1)
+            count_rows_portable(a1 + m * W, rows_b1, nc, W, t->op, counts1);
+        store_row(t, bi, m, n0, nc, counts, counts1,
+                  t->op == OP_AND ? ones[m] : 0);
     }
 }
 
@@ -282,7 +305,7 @@ DEFINE_TILE_AVX512(tile_avx512_1_and, 1, OP_AND)
 __attribute__((target("avx512f,avx512vl,avx512bw,avx512vpopcntdq")))
 static void store_row_avx512(const gemm_task *t, int64_t bi, int64_t m,
                              int64_t n0, int64_t width, const int32_t *counts,
-                             int32_t ones) {
+                             const int32_t *counts1, int32_t ones) {
     int64_t base = (bi * t->M + m) * t->N + n0;
     const __m512i kvec = _mm512_set1_epi32((int)t->k);
     const __m512i onesv = _mm512_set1_epi32(ones);
@@ -293,7 +316,18 @@ static void store_row_avx512(const gemm_task *t, int64_t bi, int64_t m,
         __m512i twice = _mm512_add_epi32(c, c);
         __m512i dot = t->op == OP_XOR ? _mm512_sub_epi32(kvec, twice)
                                       : _mm512_sub_epi32(twice, onesv);
-        if (t->out_f) {
+        if (t->weighted) {
+            __m512 v = _mm512_cvtepi32_ps(dot);
+            if (t->bands == 2) {
+                __m512i c1 = _mm512_maskz_loadu_epi32(lanes, counts1 + j);
+                __m512 v1 = _mm512_cvtepi32_ps(
+                    _mm512_sub_epi32(kvec, _mm512_add_epi32(c1, c1)));
+                v = _mm512_add_ps(_mm512_mul_ps(_mm512_set1_ps(t->w0), v),
+                                  _mm512_mul_ps(_mm512_set1_ps(t->w1), v1));
+            }
+            v = _mm512_mul_ps(v, _mm512_set1_ps(t->post));
+            _mm512_mask_storeu_ps(t->out_f + base + j, lanes, v);
+        } else if (t->out_f) {
             __m512 v = _mm512_mul_ps(
                 _mm512_cvtepi32_ps(dot),
                 _mm512_maskz_loadu_ps(lanes, t->scale + n0 + j));
@@ -309,7 +343,8 @@ static void store_row_avx512(const gemm_task *t, int64_t bi, int64_t m,
 
 __attribute__((target("avx2"))) static void
 store_row_avx2(const gemm_task *t, int64_t bi, int64_t m, int64_t n0,
-               int64_t width, const int32_t *counts, int32_t ones) {
+               int64_t width, const int32_t *counts, const int32_t *counts1,
+               int32_t ones) {
     int64_t base = (bi * t->M + m) * t->N + n0;
     const __m256i kvec = _mm256_set1_epi32((int)t->k);
     const __m256i onesv = _mm256_set1_epi32(ones);
@@ -319,7 +354,19 @@ store_row_avx2(const gemm_task *t, int64_t bi, int64_t m, int64_t n0,
         __m256i twice = _mm256_add_epi32(c, c);
         __m256i dot = t->op == OP_XOR ? _mm256_sub_epi32(kvec, twice)
                                       : _mm256_sub_epi32(twice, onesv);
-        if (t->out_f) {
+        if (t->weighted) {
+            __m256 v = _mm256_cvtepi32_ps(dot);
+            if (t->bands == 2) {
+                __m256i c1 =
+                    _mm256_loadu_si256((const __m256i *)(counts1 + j));
+                __m256 v1 = _mm256_cvtepi32_ps(
+                    _mm256_sub_epi32(kvec, _mm256_add_epi32(c1, c1)));
+                v = _mm256_add_ps(_mm256_mul_ps(_mm256_set1_ps(t->w0), v),
+                                  _mm256_mul_ps(_mm256_set1_ps(t->w1), v1));
+            }
+            v = _mm256_mul_ps(v, _mm256_set1_ps(t->post));
+            _mm256_storeu_ps(t->out_f + base + j, v);
+        } else if (t->out_f) {
             __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(dot),
                                      _mm256_loadu_ps(t->scale + n0 + j));
             if (t->bias)
@@ -330,52 +377,68 @@ store_row_avx2(const gemm_task *t, int64_t bi, int64_t m, int64_t n0,
         }
     }
     if (j < width)
-        store_row(t, bi, m, n0 + j, width - j, counts + j, ones);
+        store_row(t, bi, m, n0 + j, width - j, counts + j,
+                  counts1 ? counts1 + j : NULL, ones);
 }
 
 /* One job on the vector kernels: rows in tiles of R, channels in tiles of
  * 2 panels. `panels` holds the repacked channels [n0, n0 + nc). */
+/* Counts of `rows` rows of A (from ar) against one tile of panels p. */
+static void tile_counts(const gemm_task *t, const uint32_t *const *ar,
+                        int rows, const uint32_t *p,
+                        int32_t counts[][32]) {
+    if (t->isa == ISA_AVX512) {
+        if (t->op == OP_XOR)
+            (rows == 1 ? tile_avx512_1_xor : tile_avx512_6_xor)(ar, p, t->W,
+                                                                counts);
+        else
+            (rows == 1 ? tile_avx512_1_and : tile_avx512_6_and)(ar, p, t->W,
+                                                                counts);
+        return;
+    }
+    int32_t (*c16)[16] = (int32_t (*)[16])counts;
+    if (t->op == OP_XOR)
+        (rows == 1 ? tile_avx2_1_xor : tile_avx2_4_xor)(ar, p, t->W, c16);
+    else
+        (rows == 1 ? tile_avx2_1_and : tile_avx2_4_and)(ar, p, t->W, c16);
+}
+
+/* One job on the vector kernels: rows in tiles of R, channels in tiles of
+ * 2 panels. `panels` (and `panels1`, second band) hold the repacked
+ * channels [n0, n0 + nc). */
 static void job_vector(const gemm_task *t, int64_t bi, int64_t n0, int64_t nc,
-                       const uint32_t *panels) {
+                       const uint32_t *panels, const uint32_t *panels1) {
     const uint32_t *a = t->a + bi * t->a_stride;
+    const uint32_t *a1 = t->bands == 2 ? t->a1 + bi * t->a_stride : NULL;
     const int32_t *ones = t->a_ones + bi * t->ones_stride;
     const int avx512 = t->isa == ISA_AVX512;
     const int64_t lanes = avx512 ? 16 : 8;
     const int64_t tile_ch = 2 * lanes;
     const int rows_full = avx512 ? AVX512_ROWS : AVX2_ROWS;
-    int32_t counts[AVX512_ROWS][32];
+    int32_t counts[AVX512_ROWS][32], counts1[AVX512_ROWS][32];
     for (int64_t c0 = 0; c0 < nc; c0 += tile_ch) {
-        const uint32_t *p = panels + (c0 / lanes) * lanes * t->W;
+        int64_t offset = (c0 / lanes) * lanes * t->W;
         int64_t width = nc - c0 < tile_ch ? nc - c0 : tile_ch;
         for (int64_t m = 0; m < t->M;) {
             int rows = t->M - m >= rows_full ? rows_full : 1;
-            const uint32_t *ar[AVX512_ROWS];
-            for (int r = 0; r < rows; ++r)
+            const uint32_t *ar[AVX512_ROWS], *ar1[AVX512_ROWS];
+            for (int r = 0; r < rows; ++r) {
                 ar[r] = a + (m + r) * t->W;
-            if (avx512) {
-                if (t->op == OP_XOR)
-                    (rows == 1 ? tile_avx512_1_xor : tile_avx512_6_xor)(
-                        ar, p, t->W, counts);
-                else
-                    (rows == 1 ? tile_avx512_1_and : tile_avx512_6_and)(
-                        ar, p, t->W, counts);
-            } else {
-                int32_t (*c16)[16] = (int32_t (*)[16])counts;
-                if (t->op == OP_XOR)
-                    (rows == 1 ? tile_avx2_1_xor : tile_avx2_4_xor)(
-                        ar, p, t->W, c16);
-                else
-                    (rows == 1 ? tile_avx2_1_and : tile_avx2_4_and)(
-                        ar, p, t->W, c16);
+                ar1[r] = a1 ? a1 + (m + r) * t->W : NULL;
             }
+            tile_counts(t, ar, rows, panels + offset, counts);
+            if (a1)
+                tile_counts(t, ar1, rows, panels1 + offset, counts1);
             for (int r = 0; r < rows; ++r) {
                 int32_t own = t->op == OP_AND ? ones[m + r] : 0;
                 if (avx512)
                     store_row_avx512(t, bi, m + r, n0 + c0, width, counts[r],
-                                     own);
+                                     a1 ? counts1[r] : NULL, own);
                 else
                     store_row_avx2(t, bi, m + r, n0 + c0, width,
-                                   ((int32_t (*)[16])counts)[r], own);
+                                   ((int32_t (*)[16])counts)[r],
+                                   a1 ? ((int32_t (*)[16])counts1)[r] : NULL,
+                                   own);
             }
             m += rows;
         }
@@ -387,27 +450,33 @@ static void job_vector(const gemm_task *t, int64_t bi, int64_t n0, int64_t nc,
 static void *run_jobs(void *arg) {
     gemm_task *t = (gemm_task *)arg;
     int64_t chunks = (t->N + CHUNK - 1) / CHUNK;
-    uint32_t *panels =
-        (uint32_t *)malloc((size_t)(CHUNK * (t->W > 0 ? t->W : 1)) *
-                           sizeof(uint32_t));
+    size_t words = (size_t)(CHUNK * (t->W > 0 ? t->W : 1));
+    uint32_t *panels = (uint32_t *)malloc(2 * words * sizeof(uint32_t));
     if (!panels) {
         t->status = -1;
         return NULL;
     }
+    uint32_t *panels1 = panels + words;
     for (int64_t job = t->job_begin; job < t->job_end; ++job) {
         int64_t bi = job / chunks, n0 = (job % chunks) * CHUNK;
         int64_t nc = t->N - n0 < CHUNK ? t->N - n0 : CHUNK;
         const uint32_t *b = t->b + bi * t->b_stride;
+        const uint32_t *b1 = t->bands == 2 ? t->b1 + bi * t->b_stride : NULL;
+        int64_t lanes = 1;
+#if MMDIDB_X86
+        if (t->isa != ISA_PORTABLE)
+            lanes = t->isa == ISA_AVX512 ? 16 : 8;
+#endif
+        repack(b, t->W, t->k, n0, nc, lanes, panels);
+        if (b1)
+            repack(b1, t->W, t->k, n0, nc, lanes, panels1);
 #if MMDIDB_X86
         if (t->isa != ISA_PORTABLE) {
-            repack(b, t->W, t->k, n0, nc, t->isa == ISA_AVX512 ? 16 : 8,
-                   panels);
-            job_vector(t, bi, n0, nc, panels);
+            job_vector(t, bi, n0, nc, panels, panels1);
             continue;
         }
 #endif
-        repack(b, t->W, t->k, n0, nc, 1, panels);
-        job_portable(t, bi, n0, nc, panels);
+        job_portable(t, bi, n0, nc, panels, panels1);
     }
     free(panels);
     return NULL;
@@ -462,6 +531,28 @@ static int bad_shape(int64_t W, int64_t k) {
  * out_i/out_f: exactly one non-NULL; out_f needs scale (N,), bias optional.
  * Returns 0, -1 when out of memory, -2 on a bad argument.
  */
+/* A copy of `rows` rows of W words with the padding bits past k cleared,
+ * and (ones != NULL) each row's popcount. NULL when out of memory. */
+static uint32_t *clean_rows(const uint32_t *a, int64_t rows, int64_t W,
+                            int64_t k, int32_t *ones) {
+    uint32_t *clean = (uint32_t *)malloc((size_t)(rows * (W > 0 ? W : 1)) *
+                                         sizeof(uint32_t));
+    if (!clean)
+        return NULL;
+    uint32_t tail = tail_mask(k);
+    for (int64_t r = 0; r < rows; ++r) {
+        int32_t c = 0;
+        for (int64_t w = 0; w < W; ++w) {
+            uint32_t v = w == W - 1 ? a[r * W + w] & tail : a[r * W + w];
+            clean[r * W + w] = v;
+            c += __builtin_popcount(v);
+        }
+        if (ones)
+            ones[r] = c;
+    }
+    return clean;
+}
+
 int mmdidb_bgemm(const uint32_t *a, const uint32_t *b, int64_t batch,
                  int a_batched, int b_batched, int64_t M, int64_t N,
                  int64_t W, int64_t k, int op, int32_t *out_i, float *out_f,
@@ -476,37 +567,64 @@ int mmdidb_bgemm(const uint32_t *a, const uint32_t *b, int64_t batch,
 #endif
     if (batch == 0 || M == 0 || N == 0)
         return 0;
-    int64_t batch_a = a_batched ? batch : 1;
-    /* A with the padding bits cleared once, and its row counts (and). */
-    uint32_t *a_clean = NULL;
-    int32_t *ones = (int32_t *)calloc((size_t)(batch_a * M), sizeof(int32_t));
-    if (W > 0)
-        a_clean = (uint32_t *)malloc((size_t)(batch_a * M * W) *
-                                     sizeof(uint32_t));
-    if (!ones || (W > 0 && !a_clean)) {
+    int64_t rows = (a_batched ? batch : 1) * M;
+    int32_t *ones = (int32_t *)calloc((size_t)rows, sizeof(int32_t));
+    uint32_t *a_clean = ones ? clean_rows(a, rows, W, k, ones) : NULL;
+    if (!a_clean) {
         free(ones);
-        free(a_clean);
         return -1;
-    }
-    uint32_t tail = tail_mask(k);
-    for (int64_t r = 0; r < batch_a * M; ++r) {
-        int32_t c = 0;
-        for (int64_t w = 0; w < W; ++w) {
-            uint32_t v = w == W - 1 ? a[r * W + w] & tail : a[r * W + w];
-            a_clean[r * W + w] = v;
-            c += __builtin_popcount(v);
-        }
-        ones[r] = c;
     }
     gemm_task base = {
         .a = a_clean, .a_ones = ones, .b = b,
         .a_stride = a_batched ? M * W : 0, .b_stride = b_batched ? N * W : 0,
         .ones_stride = a_batched ? M : 0, .batch = batch, .M = M, .N = N,
         .W = W, .k = k, .op = op, .isa = isa, .out_i = out_i, .out_f = out_f,
-        .scale = scale, .bias = bias, .status = 0};
+        .scale = scale, .bias = bias, .bands = 1, .status = 0};
     int status = run_gemm(&base, threads);
     free(ones);
     free(a_clean);
+    return status;
+}
+
+/*
+ * The similarity of binary attention from one or two bands of packed +-1
+ * queries and keys (XOR products), written as float32:
+ *   one band:  out = float(dot0) * post
+ *   two bands: out = ((w0 * float(dot0)) + (w1 * float(dot1))) * post
+ * the roundings torch makes for a * s0 + (1 - a) * s1, then * scale.
+ * a1/b1 NULL for one band; otherwise shaped like a0/b0.
+ */
+int mmdidb_bgemm_bands(const uint32_t *a0, const uint32_t *b0,
+                       const uint32_t *a1, const uint32_t *b1, int64_t batch,
+                       int a_batched, int b_batched, int64_t M, int64_t N,
+                       int64_t W, int64_t k, float w0, float w1, float post,
+                       float *out, int isa, int threads) {
+    if (batch < 0 || M < 0 || N < 0 || bad_shape(W, k) || !out ||
+        (a1 == NULL) != (b1 == NULL))
+        return -2;
+#if !MMDIDB_X86
+    isa = ISA_PORTABLE;
+#endif
+    if (batch == 0 || M == 0 || N == 0)
+        return 0;
+    int64_t rows = (a_batched ? batch : 1) * M;
+    int32_t zero = 0;
+    uint32_t *clean0 = clean_rows(a0, rows, W, k, NULL);
+    uint32_t *clean1 = a1 && clean0 ? clean_rows(a1, rows, W, k, NULL) : NULL;
+    if (!clean0 || (a1 && !clean1)) {
+        free(clean0);
+        free(clean1);
+        return -1;
+    }
+    gemm_task base = {
+        .a = clean0, .a_ones = &zero, .b = b0, .a1 = clean1, .b1 = b1,
+        .a_stride = a_batched ? M * W : 0, .b_stride = b_batched ? N * W : 0,
+        .ones_stride = 0, .batch = batch, .M = M, .N = N, .W = W, .k = k,
+        .op = OP_XOR, .isa = isa, .out_f = out, .bands = a1 ? 2 : 1,
+        .weighted = 1, .w0 = w0, .w1 = w1, .post = post, .status = 0};
+    int status = run_gemm(&base, threads);
+    free(clean0);
+    free(clean1);
     return status;
 }
 
@@ -542,7 +660,7 @@ int mmdidb_sign_linear(const float *x, const float *shift, int64_t M,
         .a = a, .a_ones = &zero, .b = w, .a_stride = 0, .b_stride = 0,
         .ones_stride = 0, .batch = 1, .M = M, .N = N, .W = W, .k = K,
         .op = OP_XOR, .isa = isa, .out_i = NULL, .out_f = out,
-        .scale = scale, .bias = bias, .status = 0};
+        .scale = scale, .bias = bias, .bands = 1, .status = 0};
     int status = run_gemm(&base, threads);
     free(a);
     return status;
