@@ -35,7 +35,8 @@ setup(
     license='Apache-2.0',
     python_requires='>=3.9',
     packages=find_packages(exclude=('tests', 'tests.*', 'configs', 'tools')),
-    package_data={'mmdidb.ops': ['csrc/*.cu', 'csrc/*.cuh', 'csrc/*.c']},
+    package_data={'mmdidb.ops': ['csrc/*.cu', 'csrc/*.cuh', 'csrc/*.c',
+                                  'csrc/*.h']},
     include_package_data=True,
     install_requires=['torch>=2.1'] + read_requirements('runtime.txt'),
     extras_require={

@@ -34,7 +34,10 @@ def enabled() -> bool:
 
 def library_path(source: Path, cflags: Sequence[str]) -> Path:
     """Where the shared library of ``source`` built with ``cflags`` goes."""
-    digest = hashlib.sha256(source.read_bytes() + ' '.join(cflags).encode())
+    # the headers beside the source count too: an edited header rebuilds
+    headers = b''.join(h.read_bytes() for h in sorted(CSRC.glob('*.h')))
+    digest = hashlib.sha256(source.read_bytes() + headers +
+                            ' '.join(cflags).encode())
     root = Path(os.environ.get('MMDIDB_CPU_KERNEL_DIR',
                                Path.home() / '.cache' / 'mmdidb'))
     return root / f'{source.stem}_{digest.hexdigest()[:16]}.so'

@@ -32,14 +32,14 @@
  * best_isa() once); every path gives the same integers.
  *
  * Threads: the work is split into jobs of (batch matrix, 64 channels) and
- * the jobs over up to `threads` POSIX threads, the caller's thread being
- * one of them. No OpenMP: a second OpenMP runtime beside torch's would
- * oversubscribe the cores.
+ * the jobs over up to `threads` POSIX threads (parallel.h), the caller's
+ * thread being one of them.
  */
-#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "parallel.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
@@ -492,28 +492,19 @@ static int run_gemm(gemm_task *base, int threads) {
         nthreads = jobs;
     if (work < MIN_PARALLEL_WORK)
         nthreads = 1;
-    if (nthreads > 64)
-        nthreads = 64;
-    gemm_task tasks[64];
-    pthread_t ids[64];
-    int started[64] = {0};
+    if (nthreads > MMDIDB_MAX_THREADS)
+        nthreads = MMDIDB_MAX_THREADS;
+    gemm_task tasks[MMDIDB_MAX_THREADS];
     for (int64_t i = 0; i < nthreads; ++i) {
         tasks[i] = *base;
         tasks[i].job_begin = jobs * i / nthreads;
         tasks[i].job_end = jobs * (i + 1) / nthreads;
     }
-    for (int64_t i = 1; i < nthreads; ++i)
-        started[i] = pthread_create(&ids[i], NULL, run_jobs, &tasks[i]) == 0;
-    run_jobs(&tasks[0]);
-    int status = tasks[0].status;
-    for (int64_t i = 1; i < nthreads; ++i) {
-        if (started[i])
-            pthread_join(ids[i], NULL);
-        else
-            run_jobs(&tasks[i]); /* no thread to be had: do it here */
+    mmdidb_run_parallel(run_jobs, tasks, sizeof(gemm_task), nthreads);
+    int status = 0;
+    for (int64_t i = 0; i < nthreads; ++i)
         if (tasks[i].status)
             status = tasks[i].status;
-    }
     return status;
 }
 

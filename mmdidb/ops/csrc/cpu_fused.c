@@ -15,15 +15,16 @@
  * mmdidb/ops/cpu_fused.py; plain C, no Python API.
  *
  * Threads: each exported function splits the channels (columns) over up
- * to `threads` POSIX threads. Every per-channel sum then runs over the
+ * to `threads` POSIX threads (parallel.h). Every per-channel sum then runs over the
  * same rows in the same order as on one thread, so the results do not
  * depend on the thread count, bit for bit.
  */
 #include <math.h>
-#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "parallel.h"
 
 #define FLUSH 64
 
@@ -214,21 +215,18 @@ static void *run_task(void *arg) {
 
 /* Below this many elements one thread does everything. */
 #define MIN_PARALLEL_ELEMENTS (1 << 15)
-#define MAX_THREADS 64
 
 /* Run `base` over channel slices on up to `threads` threads (slices of a
  * multiple of 16 channels, so each stays vectorized). Returns 0 or -1. */
 static int run_split(const fused_task *base, int threads) {
     int64_t n = threads < 1 ? 1 : threads;
-    if (n > MAX_THREADS)
-        n = MAX_THREADS;
+    if (n > MMDIDB_MAX_THREADS)
+        n = MMDIDB_MAX_THREADS;
     if (n > base->C / 16)
         n = base->C / 16;
     if (base->rows * base->C < MIN_PARALLEL_ELEMENTS || n < 1)
         n = 1;
-    fused_task tasks[MAX_THREADS];
-    pthread_t ids[MAX_THREADS];
-    int started[MAX_THREADS] = {0};
+    fused_task tasks[MMDIDB_MAX_THREADS];
     int64_t blocks = (base->C + 15) / 16;
     for (int64_t i = 0; i < n; ++i) {
         tasks[i] = *base;
@@ -236,18 +234,11 @@ static int run_split(const fused_task *base, int threads) {
         tasks[i].c1 = i == n - 1 ? base->C : 16 * (blocks * (i + 1) / n);
         tasks[i].status = 0;
     }
-    for (int64_t i = 1; i < n; ++i)
-        started[i] = pthread_create(&ids[i], NULL, run_task, &tasks[i]) == 0;
-    run_task(&tasks[0]);
-    int status = tasks[0].status;
-    for (int64_t i = 1; i < n; ++i) {
-        if (started[i])
-            pthread_join(ids[i], NULL);
-        else
-            run_task(&tasks[i]);
+    mmdidb_run_parallel(run_task, tasks, sizeof(fused_task), n);
+    int status = 0;
+    for (int64_t i = 0; i < n; ++i)
         if (tasks[i].status)
             status = tasks[i].status;
-    }
     return status;
 }
 
