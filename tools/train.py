@@ -16,8 +16,8 @@ from mmdidb.apis import (
     format_metrics,
     load_config_with_args,
 )
-from mmdidb.apis.checkpoint_sources import check_config_checkpoints
 from mmdidb.engine import MetricsRecorderHook
+from mmdidb.utils.checkpoint_sources import check_config_checkpoints
 
 
 def parse_args():
