@@ -98,12 +98,7 @@ def parse_args(argv=None):
         return args
     if args.models is None:
         args.models = list(DEIT_WIDTHS)
-    if args.batches is None:
-        args.batches = [1, 64] if args.quick else [1, 64, 256]
-    if args.repeats is None:
-        args.repeats = 5 if args.quick else 10
-    if args.iters is None:
-        args.iters = 5 if args.quick else 10
+    common.gpu_timing_defaults(args)
     return args
 
 

@@ -8,8 +8,9 @@
   :func:`versions`, :func:`rss_kib` and :func:`peak_rss_kib`;
 - the guard that says why nothing can be measured here:
   :func:`setup_problem`;
-- timing: :func:`cuda_median_ms` (CUDA events) and
-  :func:`interleaved_median_ms` (wall clock, entries interleaved);
+- timing: :func:`cuda_median_ms` (CUDA events, with the defaults of its
+  options in :func:`gpu_timing_defaults`) and :func:`interleaved_median_ms`
+  (wall clock, entries interleaved);
 - models by name: the paper's classifiers (:func:`classifier_cfg`,
   :data:`ARCHS`, :data:`VARIANTS`), the DeiT shapes of the GEMM benchmarks
   (:data:`TOKENS`, :data:`HEAD_DIM`, :data:`DEIT_WIDTHS`) and the variants
@@ -239,6 +240,20 @@ def setup_problem(tool: str, cuda: bool = True, openmmlab: bool = False,
 
 
 # ------------------------------------------------------------------ timing
+def gpu_timing_defaults(args) -> None:
+    """Fill the GPU timing options a command line left unset.
+
+    ``--batches`` 1 64 256 and ``--repeats`` 10 CUDA-event measurements of
+    ``--iters`` 10 calls; with ``--quick`` batches 1 64 and 5 of 5.
+    """
+    if args.batches is None:
+        args.batches = [1, 64] if args.quick else [1, 64, 256]
+    if args.repeats is None:
+        args.repeats = 5 if args.quick else 10
+    if args.iters is None:
+        args.iters = 5 if args.quick else 10
+
+
 def cuda_median_ms(fn, iters, repeats, warmup=3):
     """Median time of one call of ``fn`` in milliseconds (CUDA events).
 

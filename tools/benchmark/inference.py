@@ -76,12 +76,7 @@ def parse_args(argv=None):
         parser.error('give a CONFIG or --model, not both')
     if not args.config and not args.model:
         args.model = 'deit-small'
-    if args.batches is None:
-        args.batches = [1, 64] if args.quick else [1, 64, 256]
-    if args.repeats is None:
-        args.repeats = 5 if args.quick else 10
-    if args.iters is None:
-        args.iters = 5 if args.quick else 10
+    common.gpu_timing_defaults(args)
     return args
 
 
