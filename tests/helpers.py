@@ -1,11 +1,45 @@
-"""Test helpers: the repository root and tiny datasets in real layouts."""
+"""Test helpers: the repository root, the tools as modules and tiny datasets in
+real layouts."""
 import gzip
+import importlib.util
 import os
 import struct
+import sys
 
 import numpy as np
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def load_tool(relative, name=None):
+    """Import a tool script as a module, its ``__main__`` block not run.
+
+    While it is imported its folder comes first on ``sys.path``, as when
+    ``python TOOL`` runs it, so the modules it imports at its top from
+    beside it (``tools/benchmark/common.py``, ``tools/cli_helpers.py``)
+    resolve as they do then; they stay in ``sys.modules`` afterwards, and
+    ``sys.path`` is restored.
+
+    Args:
+        relative (str): The tool's path from the repository root, e.g.
+            ``'tools/benchmark/inference.py'``.
+        name (str, optional): The module's name. Defaults to the path with
+            ``_`` for ``/`` (``'tools_benchmark_inference'``).
+
+    Returns:
+        module: The tool.
+    """
+    path = os.path.join(REPO_ROOT, *relative.split('/'))
+    if name is None:
+        name = os.path.splitext(relative)[0].replace('/', '_')
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.path.insert(0, os.path.dirname(path))
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(os.path.dirname(path))
+    return module
 
 
 def _write_idx(path, array, compress):

@@ -1,5 +1,4 @@
 """The ablation benchmark's bookkeeping and its plot (nothing is trained)."""
-import importlib.util
 import json
 import os
 import os.path as osp
@@ -7,14 +6,9 @@ import subprocess
 
 from PIL import Image
 
+from helpers import load_tool
+
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
-
-
-def _load(path, name):
-    spec = importlib.util.spec_from_file_location(name, osp.join(REPO, path))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 RESULTS = [
@@ -28,7 +22,7 @@ RESULTS = [
 
 
 def test_table_has_mean_and_sample_std_per_variant():
-    bench = _load('tools/benchmark/ablation_fashion_mnist.py', 'ablation')
+    bench = load_tool('tools/benchmark/ablation_fashion_mnist.py')
     rows = bench.table(RESULTS, 7, 4).splitlines()[2:]
     assert len(rows) == 2
     # the benchmark's order: the naive row before the paper-formula family
@@ -40,7 +34,7 @@ def test_table_has_mean_and_sample_std_per_variant():
 
 
 def test_run_options_set_grid_seed_and_epochs():
-    bench = _load('tools/benchmark/ablation_fashion_mnist.py', 'ablation')
+    bench = load_tool('tools/benchmark/ablation_fashion_mnist.py')
     options = bench.run_options('no_diba', 7, 2, 3)
     assert options == {'model.backbone.diba': False,
                        'model.backbone.patch_size': 4,
@@ -54,7 +48,7 @@ def test_each_ablation_differs_from_its_full_model_in_one_module():
     """The family's rows are the full model minus one switch, on both DIBA
     formulas; a row that also changed the self term would measure two
     things at once (the rows before choice 22 did, hence the pins)."""
-    bench = _load('tools/benchmark/ablation_fashion_mnist.py', 'ablation')
+    bench = load_tool('tools/benchmark/ablation_fashion_mnist.py')
     options = {name: spec[2] for name, spec in bench.VARIANTS.items()}
     assert list(bench.VARIANTS)[:6] == [
         'd_only', 'no_diba', 'd_only_no_hfsc', 'd_only_no_irprelu', 'naive',
@@ -71,7 +65,7 @@ def test_each_ablation_differs_from_its_full_model_in_one_module():
 
 
 def test_plot_draws_the_recorded_numbers(tmp_path):
-    plot = _load('tools/analysis/plot_ablation.py', 'plot_ablation')
+    plot = load_tool('tools/analysis/plot_ablation.py')
     assert plot.aggregate(RESULTS, 7, 4) == [
         ('naive binary', [80.5]),
         ('paper self term: full DIDB', [82.0, 84.0])]
@@ -84,7 +78,7 @@ def test_plot_draws_the_recorded_numbers(tmp_path):
 
 
 def test_data_prefix_reaches_every_loader():
-    bench = _load('tools/benchmark/ablation_fashion_mnist.py', 'ablation')
+    bench = load_tool('tools/benchmark/ablation_fashion_mnist.py')
     assert bench.data_options(None) == {}
     assert bench.data_options('data/fm') == {
         'train_dataloader.dataset.data_prefix': 'data/fm',

@@ -10,14 +10,14 @@ import re
 import shutil
 import signal
 import subprocess
-import sys
 
 import pytest
 
-from helpers import REPO_ROOT, make_fashion_mnist
+from helpers import REPO_ROOT, load_tool, make_fashion_mnist
 
-sys.path.insert(0, os.path.join(REPO_ROOT, 'tools'))
-from dist_launch import describe_failure, exit_status  # noqa: E402
+dist_launch = load_tool('tools/dist_launch.py')
+describe_failure, exit_status = (dist_launch.describe_failure,
+                                 dist_launch.exit_status)
 
 CONFIG = 'configs/didbvit/didbvit-mini_fashion-mnist.py'
 

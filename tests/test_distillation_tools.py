@@ -2,7 +2,6 @@
 
 (``--resume`` with distillation is tested in-process in test_distillation.py.)
 """
-import importlib.util
 import os
 import re
 import subprocess
@@ -15,7 +14,7 @@ from mmpretrain.registry import MODELS
 
 from mmdidb.compat import safe_torch_load
 
-from helpers import REPO_ROOT, make_fashion_mnist
+from helpers import REPO_ROOT, load_tool, make_fashion_mnist
 
 CONFIG = 'configs/didbvit/didbvit-mini-distill_fashion-mnist.py'
 TEACHER = 'configs/didbvit/vit-mini-fp_fashion-mnist.py'
@@ -119,9 +118,7 @@ def test_compare_benchmark_with_distill(data_root, tmp_path, monkeypatch,
     """``compare_fashion_mnist.py --with-distill --epochs 1`` on tiny data."""
     path = os.path.join(REPO_ROOT, 'tools', 'benchmark',
                         'compare_fashion_mnist.py')
-    spec = importlib.util.spec_from_file_location('compare_fmnist', path)
-    compare = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(compare)
+    compare = load_tool('tools/benchmark/compare_fashion_mnist.py')
     load_config = compare.load_config
 
     def tiny_config(config):

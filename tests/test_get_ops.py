@@ -1,5 +1,4 @@
 """tools/analysis/get_ops.py: counts checked against hand formulas."""
-import importlib.util
 import os
 
 import pytest
@@ -10,18 +9,9 @@ from mmpretrain.registry import MODELS
 from mmdidb.models import DIDBViT
 from mmdidb.models.layers import BinaryLinear
 
-from helpers import REPO_ROOT
+from helpers import REPO_ROOT, load_tool
 
-
-def _tool():
-    path = os.path.join(REPO_ROOT, 'tools', 'analysis', 'get_ops.py')
-    spec = importlib.util.spec_from_file_location('get_ops', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-get_ops = _tool()
+get_ops = load_tool('tools/analysis/get_ops.py')
 
 # tiny arch: C channels, L layers, F hidden, 16x16 input, patch 4 -> 4x4
 C, L, F, HEADS, CLASSES = 16, 2, 32, 2, 5

@@ -7,7 +7,7 @@ import mmseg
 import pytest
 from mmengine.config import Config
 
-from mmdidb.apis.checkpoint_sources import (
+from mmdidb.utils.checkpoint_sources import (
     CheckpointUnavailableError,
     check_config_checkpoints,
     config_checkpoints,

@@ -11,11 +11,10 @@ import pytest
 from mmengine.config import Config
 from PIL import Image
 
-from helpers import REPO_ROOT
+from helpers import REPO_ROOT, load_tool
 from tiny.segmentation import make_ade20k, make_binary_seg, shrink_options
 
-sys.path.insert(0, os.path.join(REPO_ROOT, 'tools', 'dataset_converters'))
-import prepare_nuclei  # noqa: E402
+prepare_nuclei = load_tool('tools/dataset_converters/prepare_nuclei.py')
 
 ADE = 'configs/didbvit/deit-s_ade20k.py'
 RSLVF = 'configs/didbvit/deit-s_rslvf.py'

@@ -3,6 +3,7 @@ names they import lazily, checked without running them."""
 import ast
 import importlib
 import importlib.util
+import json
 import os
 import re
 import subprocess
@@ -143,13 +144,40 @@ def _top_level_names(path):
     return names
 
 
+#: The benchmark tools' frame, which tools in other folders load from its
+#: file into a variable of this name.
+FRAME = Path(REPO_ROOT, 'tools', 'benchmark', 'common.py')
+
+
+def _sibling_modules(path, tree):
+    """name -> file of the modules a tool reaches by name: those beside it
+    that it imports (``import common``), and the benchmark frame that tools
+    elsewhere load from its file."""
+    siblings = {p.stem: p for p in path.parent.glob('*.py')}
+    found = {alias.asname or alias.name: siblings[alias.name]
+             for node in ast.walk(tree) if isinstance(node, ast.Import)
+             for alias in node.names if alias.name in siblings}
+    if FRAME.name in path.read_text() and path != FRAME:
+        found.setdefault('common', FRAME)
+    return found
+
+
 def test_every_from_import_in_the_tools_resolves():
     # Tools import lazily inside functions, often after a GPU measurement:
-    # a name that moved would only fail at the end of a GPU run.
+    # a name that moved would only fail at the end of a GPU run. Checked:
+    # ``from X import name`` of mmdidb and of the modules beside a tool, and
+    # ``common.name`` of the benchmark frame (or another module beside it).
     missing = []
     for path in sorted(Path(REPO_ROOT, 'tools').rglob('*.py')):
         siblings = {p.stem: p for p in path.parent.glob('*.py')}
-        for node in ast.walk(ast.parse(path.read_text())):
+        tree = ast.parse(path.read_text())
+        modules = _sibling_modules(path, tree)
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Attribute) and isinstance(
+                    node.value, ast.Name) and node.value.id in modules:
+                if node.attr not in _top_level_names(
+                        modules[node.value.id]):
+                    missing.append((path.name, node.value.id, node.attr))
             if not isinstance(node, ast.ImportFrom) or node.level:
                 continue
             wanted = [a.name for a in node.names]
@@ -164,3 +192,59 @@ def test_every_from_import_in_the_tools_resolves():
                             f'{node.module}.{name}') is None:
                         missing.append((path.name, node.module, name))
     assert not missing
+
+
+#: Imports each tool (as ``python TOOL --help`` would, its folder first on
+#: ``sys.path``) and runs its ``__main__`` block with ``--help``, all in one
+#: interpreter: the stack is imported once instead of once per tool. Writes
+#: ``{path: [exit code or error, output]}`` as JSON to ``argv[1]``.
+HELP_RUNNER = r"""
+import contextlib, io, json, os, runpy, sys, traceback
+out_file, paths = sys.argv[1], sys.argv[2:]
+results = {}
+for path in paths:
+    is_script = "__name__ == '__main__'" in open(path).read()
+    buffer = io.StringIO()
+    sys.argv = [path, '--help']
+    sys.path.insert(0, os.path.dirname(path))
+    try:
+        with contextlib.redirect_stdout(buffer), \
+                contextlib.redirect_stderr(buffer):
+            runpy.run_path(path, run_name='__main__' if is_script
+                           else 'imported')
+        code = 'returned' if is_script else 0
+    except SystemExit as stop:
+        code = stop.code
+    except BaseException:
+        code = traceback.format_exc()
+    finally:
+        sys.path.remove(os.path.dirname(path))
+    results[path] = [code, buffer.getvalue() if is_script else 'module']
+with open(out_file, 'w') as f:
+    json.dump(results, f)
+"""
+
+
+def test_every_tool_imports_and_prints_its_help(tmp_path):
+    tools = sorted(str(p) for p in Path(REPO_ROOT, 'tools').rglob('*.py'))
+    out = tmp_path / 'help.json'
+    # this checkout's mmdidb first, as tools/gpu_env.sh and the launch
+    # scripts put it
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [REPO_ROOT] + [p for p in [os.environ.get('PYTHONPATH')] if p]))
+    result = subprocess.run([sys.executable, '-c', HELP_RUNNER, str(out),
+                             *tools], cwd=REPO_ROOT, env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-4000:]
+    results = json.loads(out.read_text())
+    assert sorted(results) == tools
+    failed = {}
+    for path, (code, text) in results.items():
+        name = os.path.basename(path)
+        if text == 'module':
+            ok = code == 0
+        else:
+            ok = code == 0 and f'usage: {name}' in text
+        if not ok:
+            failed[os.path.relpath(path, REPO_ROOT)] = (code, text[-1000:])
+    assert not failed

@@ -4,9 +4,7 @@ The GPU numbers themselves come from tools/gpu_checks.sh; here the same
 code runs on a tiny model on CPU, and the table's arithmetic is checked
 against the numbers it prints.
 """
-import importlib.util
 import os
-import os.path as osp
 import re
 import subprocess
 import sys
@@ -14,7 +12,7 @@ import sys
 import pytest
 import torch
 
-from helpers import REPO_ROOT
+from helpers import REPO_ROOT, load_tool
 
 TOOL = 'tools/benchmark/train_step_gpu.py'
 HEADING = '## Training step (tools/benchmark/train_step.py)'
@@ -32,12 +30,6 @@ def _run(*args):
                           timeout=300)
 
 
-def _tool():
-    spec = importlib.util.spec_from_file_location(
-        'train_step_gpu', osp.join(REPO_ROOT, TOOL))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_tiny_cpu_run_prints_a_consistent_table(tmp_path):
@@ -74,8 +66,8 @@ def test_tiny_cpu_run_prints_a_consistent_table(tmp_path):
 
 
 def test_summarise_splits_the_median_step_by_phase_totals():
-    summary = _tool().summarise(dict(phases=[[1., 2., 3.], [2., 2., 2.],
-                                             [10., 0., 0.]]))
+    summary = load_tool(TOOL).summarise(
+        dict(phases=[[1., 2., 3.], [2., 2., 2.], [10., 0., 0.]]))
     # steps 6, 6 and 10 ms: median 6; phase totals 13, 4, 5 of 22
     assert summary['ms'] == 6.
     assert summary['fwd'] == pytest.approx(6 * 13 / 22, rel=1e-12)

@@ -1,5 +1,4 @@
 """tools/visualization/vis_attention.py and the inspection helpers it uses."""
-import importlib.util
 import os.path as osp
 
 import numpy as np
@@ -16,16 +15,14 @@ from mmdidb.apis.inspection import (
 )
 from mmdidb.models.layers import DIBA, sign
 
+from helpers import load_tool
+
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIG = osp.join(REPO, 'configs/didbvit/didbvit-mini_fashion-mnist.py')
 
 
 def _load_tool():
-    path = osp.join(REPO, 'tools/visualization/vis_attention.py')
-    spec = importlib.util.spec_from_file_location('vis_attention', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool('tools/visualization/vis_attention.py')
 
 
 @pytest.fixture(scope='module')
@@ -113,10 +110,7 @@ def test_effective_weights_of_d_are_differences():
 
 
 def test_diba_stats_splits_v_s_gradient_by_term(tiny_checkpoint):
-    path = osp.join(REPO, 'tools/analysis/diba_stats.py')
-    spec = importlib.util.spec_from_file_location('diba_stats', path)
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    tool = load_tool('tools/analysis/diba_stats.py')
     from mmpretrain.structures import DataSample
     torch.manual_seed(0)
     data = dict(inputs=torch.randn(4, 1, 28, 28),

@@ -10,14 +10,15 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 import mmdidb  # noqa: F401  (applies mmdidb.compat before mmpretrain loads)
-from mmdidb.apis import (
+from mmdidb.engine import MetricsRecorderHook
+from mmdidb.utils.checkpoint_sources import check_config_checkpoints
+
+from cli_helpers import (
     add_common_args,
     destroy_process_group,
     format_metrics,
     load_config_with_args,
 )
-from mmdidb.apis.checkpoint_sources import check_config_checkpoints
-from mmdidb.engine import MetricsRecorderHook
 
 
 def parse_args():

@@ -31,7 +31,6 @@ if not openmmlab_available():
 from mmpretrain.registry import MODELS  # noqa: E402
 
 from mmdidb.models.deploy import switch_to_deploy  # noqa: E402
-from mmdidb.models.deploy.presets import classifier_cfg  # noqa: E402
 
 from .deploy_helpers import (  # noqa: E402
     assert_products_exact,
@@ -41,7 +40,9 @@ from .deploy_helpers import (  # noqa: E402
     record_binarized,
     record_products,
 )
+from helpers import load_tool  # noqa: E402
 
+classifier_cfg = load_tool('tools/benchmark/common.py').classifier_cfg
 CUDA = 'cuda'
 MINI = dict(arch='mini', img_size=32, patch_size=8)
 CUSTOM = dict(arch=dict(embed_dims=48, num_layers=2, num_heads=3,

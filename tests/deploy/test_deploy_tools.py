@@ -18,7 +18,7 @@ from mmdidb.compat import safe_torch_load
 from mmdidb.models.deploy import META_KEY
 
 from .deploy_helpers import randomise
-from helpers import REPO_ROOT, make_fashion_mnist
+from helpers import REPO_ROOT, load_tool, make_fashion_mnist
 
 CONFIG = 'configs/didbvit/didbvit-mini_fashion-mnist.py'
 #: the quick-start model and the window / pyramid backbones
@@ -71,10 +71,7 @@ def trained(request, tmp_path_factory):
 
 def convert(argv, capsys):
     """Run tools/deploy/convert.py in this process (saves a start-up)."""
-    path = os.path.join(REPO_ROOT, 'tools', 'deploy', 'convert.py')
-    spec = importlib.util.spec_from_file_location('deploy_convert', path)
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    tool = load_tool('tools/deploy/convert.py')
     tool.main([str(a) for a in argv])
     return capsys.readouterr().out
 
@@ -119,22 +116,11 @@ def test_inference_benchmark_without_gpu_exits_cleanly():
     assert 'needs a CUDA GPU' in log and 'nothing was measured' in log
 
 
-def _load_tool(relative, name):
-    path = os.path.join(REPO_ROOT, *relative.split('/'))
-    spec = importlib.util.spec_from_file_location(name, path)
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
-    return tool
-
-
 def test_profile_block_tool_starts_and_writes_its_entry(tmp_path,
                                                         monkeypatch):
-    log = run([sys.executable, 'tools/benchmark/profile_block.py', '--help'])
-    assert 'usage: profile_block.py' in log and '--no-append' in log
     # main() past the GPU measurements, which are stand-ins here: the
     # writer it calls at the end exists and adds the tool's entry
-    tool = _load_tool('tools/benchmark/profile_block.py',
-                      'mmdidb_tools_profile_block')
+    tool = load_tool('tools/benchmark/profile_block.py')
     walls = {'eager': 1.0, 'fused': 0.8, 'eager + CUDA graph': 0.5,
              'fused + CUDA graph': 0.4, 'eager graph equals eager': True,
              'fused graph equals eager': True, 'fused equals eager': True}
@@ -156,7 +142,7 @@ def test_profile_block_tool_starts_and_writes_its_entry(tmp_path,
 
 
 def _load_test_tool():
-    return _load_tool('tools/test.py', 'mmdidb_tools_test')
+    return load_tool('tools/test.py')
 
 
 def test_cuda_graph_flag_needs_a_gpu(monkeypatch):
@@ -206,10 +192,7 @@ def test_tools_test_with_cuda_graph_equals_eager(tmp_path, capsys):
 
 
 def test_cpu_profile_tool_splits_both_paths(tmp_path, monkeypatch):
-    log = run([sys.executable, 'tools/benchmark/profile_cpu.py', '--help'])
-    assert 'usage: profile_cpu.py' in log and '--threads' in log
-    tool = _load_tool('tools/benchmark/profile_cpu.py',
-                      'mmdidb_tools_profile_cpu')
+    tool = load_tool('tools/benchmark/profile_cpu.py')
     before = torch.get_num_threads()
     output = tmp_path / 'benchmarks.md'
     try:

@@ -16,12 +16,12 @@ from mmpretrain.models import SwinTransformer
 from mmpretrain.models.utils import PatchMerging
 from mmseg.models.backbones import VisionTransformer as SegViT
 
-from mmdidb.apis.checkpoint_sources import CheckpointUnavailableError
 from mmdidb.models import DIDBSwin, DIDBViT
 from mmdidb.models.backbones.ckpt_convert import (
     _unfold_norm_order,
     _unfold_reduction_order,
 )
+from mmdidb.utils.checkpoint_sources import CheckpointUnavailableError
 
 from tiny.checkpoints import (
     mmpretrain_vit_state_dict,

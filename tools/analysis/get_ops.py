@@ -29,15 +29,16 @@ without a config.
 """
 import argparse
 import copy
+import importlib.util
 import sys
 from collections import OrderedDict
+from pathlib import Path
 
 import torch
 from mmengine.config import DictAction
 from torch import nn
 
 import mmdidb  # noqa: F401  (applies mmdidb.compat, registers the modules)
-from mmdidb.models.deploy.presets import ARCHS, VARIANTS, classifier_cfg
 from mmdidb.models.layers import (
     DIBA,
     HFSC,
@@ -45,6 +46,14 @@ from mmdidb.models.layers import (
     DotProductSimilarity,
     LocalDifference,
 )
+
+# The frame the benchmark tools share (tools/benchmark/common.py: here the
+# paper's models by name), loaded from its file: Python puts only this
+# script's own folder on the import path.
+_SPEC = importlib.util.spec_from_file_location(
+    'common', Path(__file__).resolve().parents[1] / 'benchmark' / 'common.py')
+common = importlib.util.module_from_spec(_SPEC)
+_SPEC.loader.exec_module(common)
 
 #: Rows of the table, in print order.
 ROWS = ('patch embedding (conv)', 'binary linear', 'FP linear',
@@ -243,10 +252,10 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         description='Params, FLOPs, BOPs and OPs per layer type')
     parser.add_argument('config', nargs='?', help='config file')
-    parser.add_argument('--model', choices=ARCHS,
+    parser.add_argument('--model', choices=common.ARCHS,
                         help='build the paper\'s ImageNet classifier of this '
                         'arch instead of reading a config')
-    parser.add_argument('--variant', nargs='+', choices=VARIANTS,
+    parser.add_argument('--variant', nargs='+', choices=common.VARIANTS,
                         default=['didb'],
                         help='with --model: didb (DIDB-ViT), naive (naive '
                         'binary ViT), fp (mmpretrain DeiT); several give a '
@@ -286,7 +295,7 @@ def main(argv=None) -> list:
     if args.model:
         from mmpretrain.registry import MODELS
         for variant in args.variant:
-            model = MODELS.build(classifier_cfg(args.model, variant))
+            model = MODELS.build(common.classifier_cfg(args.model, variant))
             jobs.append((f'{args.model} {variant}', model, 224, 3))
     else:
         model, size, channels = build_from_config(args.config,

@@ -76,8 +76,6 @@ TESTS = {
     'mmdidb/models/deploy/packed_ops.py':
     ['tests/deploy/test_deploy_layers.py', 'tests/deploy/test_deploy_fused.py',
      'tests/ops/test_ops_fused.py'],
-    # only dicts: its maths test checks every arch and variant
-    'mmdidb/models/deploy/presets.py': [],
     'mmdidb/models/deploy/switch.py':
     ['tests/deploy/test_deploy_maths.py', 'tests/deploy/test_deploy_model.py',
      'tests/deploy/test_deploy_fused.py', 'tests/deploy/test_graph_runtime.py'],

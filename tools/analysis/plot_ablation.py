@@ -14,22 +14,28 @@ import json
 import os
 import os.path as osp
 import statistics
+from pathlib import Path
 
 import matplotlib
 
 matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+# The frame the benchmark tools share (tools/benchmark/common.py: here the
+# ablation's variants), loaded from its file: Python puts only this script's
+# own folder on the import path.
+_SPEC = importlib.util.spec_from_file_location(
+    'common', Path(__file__).resolve().parents[1] / 'benchmark' / 'common.py')
+common = importlib.util.module_from_spec(_SPEC)
+_SPEC.loader.exec_module(common)
+
+REPO = str(common.REPO)
 
 
 def variants():
     """name -> label, in the benchmark's order."""
-    path = osp.join(REPO, 'tools/benchmark/ablation_fashion_mnist.py')
-    spec = importlib.util.spec_from_file_location('ablation', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return {name: spec_[0] for name, spec_ in module.VARIANTS.items()}
+    return {name: variant[0]
+            for name, variant in common.ABLATION_VARIANTS.items()}
 
 
 def aggregate(results, grid, epochs):

@@ -24,72 +24,16 @@ import fcntl
 import json
 import os
 import os.path as osp
-import platform
 import statistics
 import sys
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-BASE = 'configs/didbvit/didbvit-mini_fashion-mnist.py'
-FP = 'configs/didbvit/vit-mini-fp_fashion-mnist.py'
-ALPHA_LR = 'optim_wrapper.paramwise_cfg.custom_keys.attn_binarizer.lr_mult'
+import common
 
-#: DIBA's self term as the paper writes it. The quick-start config leaves
-#: it out since this benchmark measured that better (docs/method.md, choice
-#: 22); every variant that was defined against the paper's formula pins it,
-#: so the recorded runs keep their meaning.
-PAPER = {'model.backbone.diba_self_term': 'paper'}
-#: The mini default, pinned too: the rows below stay what they were
-#: measured as if the config's default moves again.
-D_ONLY = {'model.backbone.diba_self_term': 'off'}
-
-#: name -> (label, config, cfg-options). Issue 12's family on the model the
-#: quick start trains (DIBA without its self term, choice 22) first, then the
-#: same family with the paper's self term, DIBA's two parts (issue 15), and
-#: the switches against training mutes. Names are the keys of the recorded
-#: runs, so a variant keeps its name when the order or a label changes.
-VARIANTS = {
-    'd_only': ('full DIDB, mini default (DIBA without self term)', BASE,
-               dict(D_ONLY)),
-    'no_diba': ('without DIBA', BASE, {'model.backbone.diba': False}),
-    'd_only_no_hfsc': ('without HFSC', BASE,
-                       {**D_ONLY, 'model.backbone.hfsc': False}),
-    'd_only_no_irprelu': ('without IRPReLU', BASE,
-                          {**D_ONLY, 'model.backbone.irprelu': False}),
-    'naive': ('naive binary', BASE, {'model.backbone.diba': False,
-                                     'model.backbone.hfsc': False,
-                                     'model.backbone.irprelu': False}),
-    'fp': ('full precision', FP, {}),
-    # the paper's DIBA formula
-    'full': ('paper self term: full DIDB', BASE, dict(PAPER)),
-    'no_hfsc': ('paper self term: without HFSC', BASE,
-                {**PAPER, 'model.backbone.hfsc': False}),
-    'no_irprelu': ('paper self term: without IRPReLU', BASE,
-                   {**PAPER, 'model.backbone.irprelu': False}),
-    # DIBA = self term + D; without DIBA = neither
-    'self_only': ('paper self term only, no D (theta=1)', BASE,
-                  {**PAPER, 'model.backbone.theta': 1}),
-    # the switches, on the mini default
-    'd_only_init': ('default, D scale starts at 0.1', BASE,
-                    {**D_ONLY, 'model.backbone.d_init_scale': 0.1}),
-    'd_only_hfsc_sigmoid': ('default, sigmoid fusion weight', BASE,
-                            {**D_ONLY,
-                             'model.backbone.hfsc_alpha_param': 'sigmoid'}),
-    'd_only_alpha_lr0.1': ('default, alpha lr x0.1', BASE,
-                           {**D_ONLY, ALPHA_LR: 0.1}),
-    # ... and on the paper's formula
-    'convex': ('convex self term', BASE,
-               {'model.backbone.diba_self_term': 'convex'}),
-    'd_init': ('paper self term, D scale starts at 0.1', BASE,
-               {**PAPER, 'model.backbone.d_init_scale': 0.1}),
-    'no_last_d': ('paper self term, no D in the last block', BASE,
-                  {**PAPER, 'model.backbone.last_block_d': False}),
-    'hfsc_sigmoid': ('paper self term, sigmoid fusion weight', BASE,
-                     {**PAPER, 'model.backbone.hfsc_alpha_param': 'sigmoid'}),
-    'hfsc_ste': ('paper self term, clamp with STE fusion weight', BASE,
-                 {**PAPER, 'model.backbone.hfsc_alpha_param': 'clamp_ste'}),
-    'alpha_lr0.1': ('paper self term, alpha lr x0.1', BASE,
-                    {**PAPER, ALPHA_LR: 0.1}),
-}
+REPO = str(common.REPO)
+#: The quick-start config, which every variant but the FP one trains.
+BASE = common.ABLATION_BASE
+#: name -> (label, config, cfg-options), the table's order.
+VARIANTS = common.ABLATION_VARIANTS
 DEFAULT_RESULTS = osp.join(REPO, 'docs', 'ablation_results.json')
 
 
@@ -153,12 +97,12 @@ def data_options(data_prefix):
 
 
 def machine_name():
-    """CPU, thread count and, where CUDA is used, the GPU of this run."""
-    name = (f'{platform.machine()}, {os.cpu_count()} CPU cores, '
-            f'torch threads {os.environ.get("OMP_NUM_THREADS", "all")}')
+    """The machine of this run: the CPU's line and, where CUDA is used (the
+    runner puts the model on the GPU), the GPU's."""
     import torch
+    name = common.machine()
     if torch.cuda.is_available():
-        name += f', GPU {torch.cuda.get_device_name()}'
+        name += f'; {common.machine("cuda")}'
     return name
 
 
@@ -242,8 +186,7 @@ def main():
     parser.add_argument('--work-dir', default='work_dirs/ablation_fmnist')
     parser.add_argument('--results', default=DEFAULT_RESULTS,
                         help='JSON file the runs are appended to')
-    parser.add_argument('--output', default=osp.join(REPO, 'docs',
-                                                     'benchmarks.md'))
+    parser.add_argument('--output', default=str(common.BENCHMARKS))
     parser.add_argument('--data-prefix', default=None,
                         help='Fashion-MNIST folder, if not the config\'s '
                         '(e.g. a copy carried to the GPU machine)')
@@ -307,8 +250,7 @@ def main():
     machines = sorted({r['machine'] for r in results
                        if r['grid'] == args.grid})
     section = section_title(args.grid)
-    from mmdidb.apis import write_benchmark_section
-    write_benchmark_section(args.output, (
+    common.write_benchmark_section(args.output, (
         f'{section}\n\n'
         'Quick-start recipe (4 layers, 64 channels, 2 heads, AdamW lr 3e-3, '
         f'batch 256, {args.epochs} epochs, flips), patch size '

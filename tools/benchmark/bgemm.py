@@ -31,20 +31,16 @@ Usage: ``python tools/benchmark/bgemm.py [--quick] [--no-append]``,
 import argparse
 import datetime
 import os
-import shlex
 import sys
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO))
+import bgemm_cpu
+import common
+from common import DEIT_WIDTHS, HEAD_DIM, TOKENS
 
 HEADING = '## Binary GEMM (tools/benchmark/bgemm.py)'
-TOKENS = 197
-HEAD_DIM = 64
-MODELS = {'DeiT-Tiny': 192, 'DeiT-Small': 384}
 
 
 def parse_args(argv=None):
@@ -65,7 +61,7 @@ def parse_args(argv=None):
                         'on the CPU: fewer and shorter samples')
     parser.add_argument('--batches', type=int, nargs='+', default=None,
                         help='batch sizes (default 1 64 256; 1 on the CPU)')
-    parser.add_argument('--models', nargs='+', choices=sorted(MODELS),
+    parser.add_argument('--models', nargs='+', choices=sorted(DEIT_WIDTHS),
                         default=None,
                         help='default: both on the GPU, DeiT-Small on the '
                         'CPU')
@@ -83,11 +79,7 @@ def parse_args(argv=None):
     parser.add_argument('--min-sample-s', type=float, default=None,
                         help='CPU: shortest sample in seconds (default 0.1, '
                         '0.02 with --quick)')
-    parser.add_argument('--output', type=Path,
-                        default=REPO / 'docs' / 'benchmarks.md',
-                        help='markdown file the table is appended to')
-    parser.add_argument('--no-append', action='store_true',
-                        help='print the table only')
+    common.add_output_args(parser)
     parser.add_argument('--hopper', choices=('auto', 'on', 'off', 'only'),
                         default='auto',
                         help='the mma.sync b1 vs wgmma b1 vs cuBLAS FP16 '
@@ -105,26 +97,9 @@ def parse_args(argv=None):
             args.min_sample_s = 0.02 if args.quick else 0.1
         return args
     if args.models is None:
-        args.models = list(MODELS)
-    if args.batches is None:
-        args.batches = [1, 64] if args.quick else [1, 64, 256]
-    if args.repeats is None:
-        args.repeats = 5 if args.quick else 10
-    if args.iters is None:
-        args.iters = 5 if args.quick else 10
+        args.models = list(DEIT_WIDTHS)
+    common.gpu_timing_defaults(args)
     return args
-
-
-def require_gpu():
-    """Exit with a clear message unless a CUDA GPU and CuPy are usable."""
-    if not torch.cuda.is_available():
-        sys.exit('bgemm.py needs a CUDA GPU (torch.cuda.is_available() is '
-                 'False); nothing was measured.')
-    from mmdidb.ops import cuda_backend
-    reason = cuda_backend.unusable_reason(torch.device('cuda'))
-    if reason is not None:
-        sys.exit(f'bgemm.py needs CuPy with NVRTC (pip install -r '
-                 f'requirements/cuda.txt): {reason}')
 
 
 def pm1(x):
@@ -246,12 +221,11 @@ def run(args, paths):
     Returns:
         List of result rows (dicts).
     """
-    from mmdidb.ops.timing import cuda_median_ms
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
     rows = []
     for model in args.models:
-        d = MODELS[model]
+        d = DEIT_WIDTHS[model]
         heads = d // HEAD_DIM
         for batch in args.batches:
             cases = []
@@ -263,7 +237,8 @@ def run(args, paths):
             for name, shape, calls, ok in cases:
                 row = dict(model=model, layer=name, exact=ok, **shape)
                 for column, fn in calls.items():
-                    row[column] = cuda_median_ms(fn, args.iters, args.repeats)
+                    row[column] = common.cuda_median_ms(fn, args.iters,
+                                                        args.repeats)
                 rows.append(row)
                 print(f'{model:10s} b={batch:<4d} {name:7s} ' + ' '.join(
                     f'{c}={row[c]:.4f}' for c in calls), flush=True)
@@ -286,7 +261,6 @@ def graph_ms(fn, iters, repeats):
     """Kernel time of ``fn`` in ms: ``iters`` calls captured in one CUDA
     graph, replayed ``repeats`` times (median), so no Python or launch
     overhead is counted."""
-    import statistics
     fn()
     torch.cuda.synchronize()
     graph = torch.cuda.CUDAGraph()
@@ -298,18 +272,7 @@ def graph_ms(fn, iters, repeats):
     with torch.cuda.graph(graph):
         for _ in range(iters):
             fn()
-    graph.replay()
-    torch.cuda.synchronize()
-    times = []
-    for _ in range(repeats):
-        start = torch.cuda.Event(enable_timing=True)
-        stop = torch.cuda.Event(enable_timing=True)
-        start.record()
-        graph.replay()
-        stop.record()
-        stop.synchronize()
-        times.append(start.elapsed_time(stop) / iters)
-    return statistics.median(times)
+    return common.cuda_median_ms(graph.replay, 1, repeats, warmup=1) / iters
 
 
 def wgmma_layout_probe():
@@ -462,10 +425,8 @@ def append_report(path, table, args, paths, title=None):
         paths: Binary kernel paths that were timed.
         title: Subheading of the Hopper microbenchmark (its own notes).
     """
-    import cupy
     props = torch.cuda.get_device_properties(0)
-    command = 'python tools/benchmark/bgemm.py ' + ' '.join(
-        shlex.quote(a) for a in sys.argv[1:])
+    command = common.command_line('tools/benchmark/bgemm.py')
     now = datetime.datetime.now(datetime.timezone.utc)
     if title:
         notes = (f'- kernel time per call: median over {args.repeats} '
@@ -490,27 +451,14 @@ def append_report(path, table, args, paths, title=None):
         f'(sm_{props.major}{props.minor}, {props.multi_processor_count} SMs)'
         + (f' - {title[4:]}' if title else ''),
         '',
-        f'- command: `{command.strip()}`',
-        f'- torch {torch.__version__}, CUDA {torch.version.cuda}, '
-        f'cupy {cupy.__version__}; paths timed: {", ".join(paths)}',
+        f'- command: `{command}`',
+        f'- {common.versions(cupy=True)}; paths timed: {", ".join(paths)}',
         notes,
         '',
         table,
         '',
     ]
-    text = path.read_text() if path.exists() else '# Benchmarks\n'
-    if HEADING not in text:
-        text = text.rstrip('\n') + f'\n\n{HEADING}\n'
-    # Insert at the end of this section (before the next "## " heading).
-    start = text.index(HEADING) + len(HEADING)
-    nxt = text.find('\n## ', start)
-    insert = '\n' + '\n'.join(block)
-    if nxt == -1:
-        text = text.rstrip('\n') + '\n' + insert
-    else:
-        text = text[:nxt].rstrip('\n') + '\n' + insert + text[nxt:]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
+    common.append_benchmark_entry(path, '\n'.join(block), HEADING)
     print(f'appended to {path}')
 
 
@@ -525,9 +473,10 @@ def main(argv=None):
     """
     args = parse_args(argv)
     if args.device == 'cpu':
-        import bgemm_cpu
         return bgemm_cpu.main(args, argv)
-    require_gpu()
+    problem = common.setup_problem('bgemm.py', cupy=True)
+    if problem is not None:
+        sys.exit(problem)
     major, minor = torch.cuda.get_device_capability()
     paths = ['mma', 'popc'] if major >= 8 else ['popc']
     os.environ.setdefault('MMDIDB_OPS_STRICT', '1')

@@ -1,5 +1,8 @@
 """The CPU part of ``tools/benchmark/bgemm.py`` (``--device cpu``).
 
+A module of that tool, not a script: ``bgemm.py`` parses the command line
+and calls :func:`main`.
+
 The binary products of mmdidb's native CPU kernels against torch FP32 at
 the shapes of one DeiT-Small image (``--batches 1``; 197 tokens, 6 heads):
 the four linear layers (M = batch * 197 rows: 384 -> 1152, 384 -> 384,
@@ -29,17 +32,13 @@ checked, bit for bit, against mmdidb's torch reference path ("exact").
 """
 import datetime
 import os
-import shlex
 import sys
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import train_step  # noqa: E402  (machine description)
-from bgemm import HEAD_DIM, MODELS, TOKENS  # noqa: E402
+import common
+from common import DEIT_WIDTHS, HEAD_DIM, TOKENS
 
 HEADING = '## CPU binary GEMM (tools/benchmark/bgemm.py --device cpu)'
 #: Estimated binary MAC per cycle and core of each path, and their source.
@@ -198,10 +197,9 @@ def measure(args, isas):
     Returns:
         list[dict]: One row per (model, layer, batch, threads, path).
     """
-    from mmdidb.ops.timing import interleaved_median_ms
     rows = []
     for model in args.models:
-        d = MODELS[model]
+        d = DEIT_WIDTHS[model]
         for batch in args.batches:
             cases = []
             for name, k_mult, n_mult in (('qkv', 1, 3), ('proj', 1, 1),
@@ -226,9 +224,9 @@ def measure(args, isas):
                         for column in columns:
                             entries[(threads, isa, column)] = (
                                 setup, calls[column])
-                times = interleaved_median_ms(entries, args.repeats,
-                                              min_sample_s=args.min_sample_s,
-                                              iters=args.iters)
+                times = common.interleaved_median_ms(
+                    entries, args.repeats, min_sample_s=args.min_sample_s,
+                    iters=args.iters)
                 for threads in args.threads:
                     for isa in isas:
                         row = dict(model=model, layer=name, batch=batch,
@@ -312,16 +310,16 @@ def main(args, argv=None):
     mhz = cpu_mhz()
     table = markdown(rows, mhz)
     now = datetime.datetime.now(datetime.timezone.utc)
-    command = 'python tools/benchmark/bgemm.py ' + ' '.join(
-        shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
+    command = common.command_line('tools/benchmark/bgemm.py', argv)
     clock = (f'{mhz:,.0f} MHz ("cpu MHz" of /proc/cpuinfo; the MAC/cycle '
              'columns use it)' if mhz else 'unknown (no MAC/cycle columns)')
     text = '\n'.join([
         f'### {", ".join(args.models)}, batch '
         f'{", ".join(map(str, args.batches))}, {now:%Y-%m-%d %H:%M} UTC, CPU',
         '',
-        f'- command: `{command.strip()}`',
-        f'- machine: {train_step.machine("/".join(map(str, args.threads)))}'
+        f'- command: `{command}`',
+        f'- machine: '
+        f'{common.machine(threads="/".join(map(str, args.threads)))}'
         f'; clock {clock}; paths timed: {", ".join(isas)}',
         f'- median of {args.repeats} sample(s) per entry, all entries of a '
         'layer interleaved (a sample: '
@@ -340,7 +338,6 @@ def main(args, argv=None):
     print()
     print(text)
     if not args.no_append:
-        from mmdidb.apis import append_benchmark_entry
-        append_benchmark_entry(args.output, text, HEADING)
+        common.append_benchmark_entry(args.output, text, HEADING)
         print(f'appended to {args.output}')
     return 0 if all(r['exact'] for r in rows) else 1

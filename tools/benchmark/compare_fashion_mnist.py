@@ -16,18 +16,18 @@ Usage: python tools/benchmark/compare_fashion_mnist.py [--epochs N]
 """
 import argparse
 import datetime
-import os
 import os.path as osp
 import platform
-import sys
 
 from mmengine.runner import Runner, find_latest_checkpoint
 
 import mmdidb  # noqa: F401  (applies mmdidb.compat before mmpretrain loads)
-from mmdidb.apis import load_config, write_benchmark_section
+from mmdidb.apis import load_config
 from mmdidb.engine import MetricsRecorderHook
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+import common
+
+REPO = str(common.REPO)
 RUNS = (
     ('DIDB-ViT (W1A1, all DIDB modules)',
      'configs/didbvit/didbvit-mini_fashion-mnist.py'),
@@ -93,8 +93,7 @@ def main():
                         'comparison); backbones: DIDBSwin and DIDBBinaryViT, '
                         'DIDB modules on and off')
     parser.add_argument('--work-dir', default='work_dirs/compare_fmnist')
-    parser.add_argument('--output', default=osp.join(REPO, 'docs',
-                                                     'benchmarks.md'))
+    parser.add_argument('--output', default=str(common.BENCHMARKS))
     args = parser.parse_args()
     section = SECTION if args.set == 'vit' else BACKBONE_SECTION
     runs = [(name, config, None)
@@ -113,16 +112,17 @@ def main():
     table = '\n'.join([
         '| model | config | epochs | top-1 (%) | train time (s) | params |',
         '|---|---|---|---|---|---|', *rows])
+    command = common.command_line('tools/benchmark/compare_fashion_mnist.py')
     text = (f'{section}\n\n'
-            f'Command: `python {" ".join(sys.argv)}`  \n'
-            f'Machine: {platform.machine()}, {os.cpu_count()} CPU cores, '
+            f'Command: `{command}`  \n'
+            f'Machine: {common.machine()}, Python '
             f'{platform.python_version()}; '
             f'{datetime.date.today().isoformat()}.  \n'
             'Top-1 on the 10k Fashion-MNIST test split after the same '
             'training budget (same schedule, batch, augmentation).\n\n'
             f'{table}\n')
     print(table)
-    write_benchmark_section(args.output, text, section)
+    common.write_benchmark_section(args.output, text, section)
 
 
 if __name__ == '__main__':

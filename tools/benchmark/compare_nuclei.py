@@ -17,18 +17,21 @@ import datetime
 import os
 import os.path as osp
 import platform
+import subprocess
 import sys
 import time
 
 from mmengine.runner import Runner
 
 import mmdidb  # noqa: F401  (applies mmdidb.compat before mmseg loads)
-from mmdidb.apis import load_config, write_benchmark_section
+from mmdidb.apis import load_config
 from mmdidb.engine import MetricsRecorderHook
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-sys.path.insert(0, osp.join(REPO, 'tools', 'dataset_converters'))
-import prepare_nuclei  # noqa: E402
+import common
+
+REPO = str(common.REPO)
+#: The tool that cuts the demo's tiles, run when they are missing.
+PREPARE = osp.join(REPO, 'tools', 'dataset_converters', 'prepare_nuclei.py')
 
 RUNS = (
     ('DIDB-ViT (W1A1, all DIDB modules)',
@@ -79,7 +82,8 @@ def ensure_data(data_root):
     """Make the tiles with prepare_nuclei.py when they are not there."""
     if osp.isdir(osp.join(data_root, 'images', 'val')):
         return
-    code = prepare_nuclei.main(['--out', data_root])
+    code = subprocess.run([sys.executable, PREPARE, '--out',
+                           data_root]).returncode
     if code:
         sys.exit(code)
 
@@ -91,8 +95,7 @@ def main():
                         'cosine schedule is shortened to match)')
     parser.add_argument('--data-root', default='data/nuclei')
     parser.add_argument('--work-dir', default='work_dirs/compare_nuclei')
-    parser.add_argument('--output', default=osp.join(REPO, 'docs',
-                                                     'benchmarks.md'))
+    parser.add_argument('--output', default=str(common.BENCHMARKS))
     args = parser.parse_args()
     ensure_data(args.data_root)
     load_before = os.getloadavg()[0]
@@ -121,9 +124,9 @@ def main():
               for split in ('train', 'val')}
     text = (
         f'{SECTION}\n\n'
-        f'Command: `OMP_NUM_THREADS={threads} python '
-        f'{" ".join(sys.argv)}`  \n'
-        f'Machine: {platform.machine()}, {os.cpu_count()} CPU cores, Python '
+        f'Command: `OMP_NUM_THREADS={threads} '
+        f'{common.command_line("tools/benchmark/compare_nuclei.py")}`  \n'
+        f'Machine: {common.machine()}, Python '
         f'{platform.python_version()}; {datetime.date.today().isoformat()}; '
         f'OMP_NUM_THREADS={threads}; {total / 60:.1f} min in all. Load '
         f'average {load_before:.1f} at the start and {load_after:.1f} at the '
@@ -145,7 +148,7 @@ def main():
         'shows the whole pipeline working on real data.\n\n'
         f'{table}\n')
     print(table)
-    write_benchmark_section(args.output, text, SECTION)
+    common.write_benchmark_section(args.output, text, SECTION)
 
 
 if __name__ == '__main__':

@@ -43,14 +43,11 @@ import contextlib
 import copy
 import datetime
 import os
-import shlex
 import sys
-from pathlib import Path
 
 import torch
 
-REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO))
+import common
 
 HEADING = '## Inference (tools/benchmark/inference.py)'
 #: Row label of the full-precision model every speed is compared with.
@@ -61,8 +58,7 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('config', nargs='?',
                         help='a DIDB-ViT classification config')
-    parser.add_argument('--model', choices=('deit-tiny', 'deit-small',
-                                            'swin-tiny', 'binaryvit-small'),
+    parser.add_argument('--model', choices=common.ARCHS,
                         help='the paper\'s ImageNet classifier of this arch '
                         '(default deit-small when no config is given)')
     parser.add_argument('--quick', action='store_true',
@@ -70,10 +66,7 @@ def parse_args(argv=None):
     parser.add_argument('--batches', type=int, nargs='+', default=None)
     parser.add_argument('--repeats', type=int, default=None)
     parser.add_argument('--iters', type=int, default=None)
-    parser.add_argument('--output', type=Path,
-                        default=REPO / 'docs' / 'benchmarks.md')
-    parser.add_argument('--no-append', action='store_true',
-                        help='print the table only')
+    common.add_output_args(parser)
     parser.add_argument('--cuda-graph', choices=('on', 'off', 'only'),
                         default='on',
                         help='add CUDA-graph rows (on, default), none (off), '
@@ -83,39 +76,15 @@ def parse_args(argv=None):
         parser.error('give a CONFIG or --model, not both')
     if not args.config and not args.model:
         args.model = 'deit-small'
-    if args.batches is None:
-        args.batches = [1, 64] if args.quick else [1, 64, 256]
-    if args.repeats is None:
-        args.repeats = 5 if args.quick else 10
-    if args.iters is None:
-        args.iters = 5 if args.quick else 10
+    common.gpu_timing_defaults(args)
     return args
-
-
-def gpu_problem():
-    """Why nothing can be measured here, or None."""
-    if not torch.cuda.is_available():
-        return ('inference.py needs a CUDA GPU (torch.cuda.is_available() '
-                'is False); nothing was measured.')
-    from mmdidb.compat import openmmlab_available
-    if not openmmlab_available():
-        return ('inference.py needs mmengine, mmcv-lite and mmpretrain (carry '
-                'their wheels, see tools/gpu_checks.sh); nothing was '
-                'measured.')
-    from mmdidb.ops import cuda_backend
-    reason = cuda_backend.unusable_reason(torch.device('cuda'))
-    if reason is not None:
-        return (f'inference.py needs CuPy with NVRTC (pip install -r '
-                f'requirements/cuda.txt): {reason}; nothing was measured.')
-    return None
 
 
 def model_cfgs(args):
     """``(title, DIDB-ViT classifier cfg, FP DeiT classifier cfg, input)``."""
-    from mmdidb.models.deploy.presets import classifier_cfg
     if args.model:
-        return (args.model, classifier_cfg(args.model, 'didb'),
-                classifier_cfg(args.model, 'fp'), (3, 224, 224))
+        return (args.model, common.classifier_cfg(args.model, 'didb'),
+                common.classifier_cfg(args.model, 'fp'), (3, 224, 224))
     from mmdidb.apis import load_config
     cfg = load_config(args.config)
     didb = copy.deepcopy(cfg.model)
@@ -163,7 +132,6 @@ def measure(model, shape, batch, dtype, args, autocast=False):
     what it builds in FP32 on the fly (mmpretrain's Swin adds an FP32
     window mask to FP16 logits).
     """
-    from mmdidb.ops.timing import cuda_median_ms
     x = torch.randn(batch, *shape, device='cuda', dtype=dtype)
 
     # no autocast weight cache: it cannot live inside a captured graph
@@ -182,7 +150,7 @@ def measure(model, shape, batch, dtype, args, autocast=False):
         forward()
         torch.cuda.synchronize()
         peak = torch.cuda.max_memory_allocated() / 2**20
-        ms = cuda_median_ms(forward, args.iters, args.repeats)
+        ms = common.cuda_median_ms(forward, args.iters, args.repeats)
     except torch.cuda.OutOfMemoryError:
         torch.cuda.empty_cache()
         return None
@@ -355,24 +323,21 @@ def markdown(rows) -> str:
 
 def main(argv=None):
     args = parse_args(argv)
-    problem = gpu_problem()
+    problem = common.setup_problem('inference.py', openmmlab=True, cupy=True)
     if problem is not None:
         print(problem)
         return 0
     os.environ.setdefault('MMDIDB_OPS_STRICT', '1')
-    import cupy
     title, shape, rows, (diff, scale), graph_ok = run(args)
     table = markdown(rows)
     props = torch.cuda.get_device_properties(0)
     now = datetime.datetime.now(datetime.timezone.utc)
-    command = 'python tools/benchmark/inference.py ' + ' '.join(
-        shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
+    command = common.command_line('tools/benchmark/inference.py', argv)
     text = '\n'.join([
         f'### {title}, input {"x".join(map(str, shape))}, '
         f'{now:%Y-%m-%d %H:%M} UTC, {props.name}', '',
-        f'- command: `{command.strip()}`',
-        f'- torch {torch.__version__}, CUDA {torch.version.cuda}, cupy '
-        f'{cupy.__version__}; median of {args.repeats} CUDA-event '
+        f'- command: `{command}`',
+        f'- {common.versions(cupy=True)}; median of {args.repeats} CUDA-event '
         f'measurements of {args.iters} forward passes after 3 warm-up '
         'passes; peak memory over one pass, weights included',
         f'- deployed vs training-graph logits (FP32, TF32 off): max '
@@ -382,8 +347,7 @@ def main(argv=None):
     print()
     print(text)
     if not args.no_append:
-        from mmdidb.apis import append_benchmark_entry
-        append_benchmark_entry(args.output, text, HEADING)
+        common.append_benchmark_entry(args.output, text, HEADING)
         print(f'appended to {args.output}')
     failed = any(r == 'failed' for *_, r in rows)
     return 1 if failed or (graph_ok or '').startswith('NO') else 0

@@ -62,23 +62,17 @@ import datetime
 import gc
 import json
 import logging
-import os
-import resource
-import shlex
 import subprocess
 import sys
 import tempfile
 import warnings
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+import common
 
-import train_step  # noqa: E402  (machine description, current RSS)
-
+REPO = common.REPO
 HEADING = '## CPU inference (tools/benchmark/inference_cpu.py)'
-MODELS = ('deit-tiny', 'deit-small', 'swin-tiny', 'binaryvit-small', 'mini')
+MODELS = common.ARCHS + ('mini', )
 #: The quick-start model and its FP twin.
 MINI = ('configs/didbvit/didbvit-mini_fashion-mnist.py',
         'configs/didbvit/vit-mini-fp_fashion-mnist.py')
@@ -136,11 +130,7 @@ def parse_args(argv=None):
     parser.add_argument('--workdir', type=Path, default=None,
                         help='where the ONNX files go (default: a temporary '
                         'directory, removed at the end)')
-    parser.add_argument('--output', type=Path,
-                        default=REPO / 'docs' / 'benchmarks.md',
-                        help='markdown file the entry is appended to')
-    parser.add_argument('--no-append', action='store_true',
-                        help='print the table only')
+    common.add_output_args(parser)
     # internal: the peak RSS of one engine in this process
     parser.add_argument('--rss-worker', help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -166,9 +156,8 @@ def model_cfgs(name):
         size = didb.backbone.img_size
         return (didb.to_dict(), fp.to_dict(),
                 (didb.backbone.in_channels, size, size))
-    from mmdidb.models.deploy.presets import classifier_cfg
-    return (classifier_cfg(name, 'didb'), classifier_cfg(name, 'fp'),
-            (3, 224, 224))
+    return (common.classifier_cfg(name, 'didb'),
+            common.classifier_cfg(name, 'fp'), (3, 224, 224))
 
 
 def build(cfg, deploy):
@@ -377,15 +366,6 @@ def prepare_ort(name, fp_model, shape, batches, workdir):
 
 
 # -------------------------------------------------------------------- RSS
-def _hwm_kib():
-    """Peak resident set size of this process (``VmHWM``), KiB."""
-    with open('/proc/self/status') as f:
-        for line in f:
-            if line.startswith('VmHWM:'):
-                return int(line.split()[1])
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-
-
 def _reset_hwm():
     """Reset ``VmHWM`` to the current RSS; False when the kernel refuses."""
     try:
@@ -427,7 +407,7 @@ def rss_worker(spec):
     if engine.startswith('ort'):
         import numpy as np
         import onnxruntime  # noqa: F401
-        imports = train_step._rss_kib()
+        imports = common.rss_kib()
         peaks, reset = {}, True
         for batch in spec['batches']:
             session = ort_session(spec['files'][str(batch)], threads)
@@ -437,14 +417,14 @@ def rss_worker(spec):
             _trim_heap()
             reset &= _reset_hwm()
             session.run(None, feed)
-            peaks[batch] = _hwm_kib()
+            peaks[batch] = common.peak_rss_kib()
             del session
     else:
         import torch
 
         import mmdidb  # noqa: F401  (its compat fixes before mmpretrain)
         torch.set_num_threads(threads)
-        imports = train_step._rss_kib()
+        imports = common.rss_kib()
         didb, fp, shape = model_cfgs(spec['model'])
         model = build(didb if engine == 'didb' else fp, engine == 'didb')
         gc.collect()
@@ -457,7 +437,7 @@ def rss_worker(spec):
                 _trim_heap()
                 reset &= _reset_hwm()
                 model(x, mode='tensor')
-                peaks[batch] = _hwm_kib()
+                peaks[batch] = common.peak_rss_kib()
     print(json.dumps(dict(imports=imports, peaks=peaks, reset=reset)))
 
 
@@ -469,8 +449,6 @@ def measure_rss(name, engines, batches, threads, files):
         an engine whose child failed is left out (and said so).
     """
     result = {}
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-        [str(REPO)] + [p for p in [os.environ.get('PYTHONPATH')] if p]))
     for engine in engines:
         spec = dict(model=name, engine=engine, threads=threads,
                     batches=[b for b in batches
@@ -482,7 +460,7 @@ def measure_rss(name, engines, batches, threads, files):
             continue
         proc = subprocess.run(
             [sys.executable, __file__, '--rss-worker', json.dumps(spec)],
-            cwd=REPO, env=env, capture_output=True, text=True)
+            cwd=REPO, capture_output=True, text=True)
         lines = proc.stdout.strip().splitlines()
         if proc.returncode != 0 or not lines:
             print(f'{name} {engine}: the RSS child failed '
@@ -509,7 +487,6 @@ def time_model(name, args, workdir, ort_reason):
     import torch
 
     from mmdidb.ops import cpu_bits
-    from mmdidb.ops.timing import interleaved_median_ms
     didb_cfg, fp_cfg, shape = model_cfgs(name)
     didb = build(didb_cfg, deploy=True)
     fp = build(fp_cfg, deploy=False)
@@ -575,10 +552,9 @@ def time_model(name, args, workdir, ort_reason):
         print(f'{name}: repeat {repeat + 1}/{args.repeats} done', flush=True)
 
     with torch.inference_mode():
-        times = interleaved_median_ms(calls, args.repeats,
-                                      min_sample_s=args.min_sample_s,
-                                      settle_s=args.settle_s,
-                                      on_sample=progress)
+        times = common.interleaved_median_ms(
+            calls, args.repeats, min_sample_s=args.min_sample_s,
+            settle_s=args.settle_s, on_sample=progress)
     del calls, sessions, didb, fp
     gc.collect()
     rss = {}
@@ -683,8 +659,7 @@ def main(argv=None):
     print()
     print(text)
     if not args.no_append:
-        from mmdidb.apis import append_benchmark_entry
-        append_benchmark_entry(args.output, text, HEADING)
+        common.append_benchmark_entry(args.output, text, HEADING)
         print(f'appended to {args.output}')
     return 0 if exact else 1
 
@@ -697,8 +672,7 @@ def plural(count, word):
 def entry(args, argv, isa, ort_reason, notes, rows, table):
     """The ``### `` entry: date, command, machine, method, notes, table."""
     now = datetime.datetime.now(datetime.timezone.utc)
-    command = 'python tools/benchmark/inference_cpu.py ' + ' '.join(
-        shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
+    command = common.command_line('tools/benchmark/inference_cpu.py', argv)
     threads = '/'.join(map(str, args.threads))
     if ort_reason is None:
         import onnxruntime
@@ -707,8 +681,8 @@ def entry(args, argv, isa, ort_reason, notes, rows, table):
         ort_text = f'no ONNX Runtime rows: {ort_reason}'
     lines = [
         f'### {", ".join(args.models)}, {now:%Y-%m-%d %H:%M} UTC, CPU', '',
-        f'- command: `{command.strip()}`',
-        f'- machine: {train_step.machine(threads)}; native kernels: {isa}; '
+        f'- command: `{command}`',
+        f'- machine: {common.machine(threads=threads)}; native kernels: {isa}; '
         f'{ort_text}',
         f'- median of {plural(args.repeats, "sample")} per row, all rows '
         'of a model interleaved (a sample: a pause of '

@@ -25,15 +25,13 @@ import contextlib
 import copy
 import datetime
 import json
-import shlex
 import sys
 import time
 from pathlib import Path
 
 import torch
 
-REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO))
+import common
 
 HEADING = '## Deployed block profile (tools/benchmark/profile_block.py)'
 DTYPES = {'fp16': torch.float16, 'fp32': torch.float32}
@@ -51,9 +49,7 @@ def parse_args(argv=None):
     parser.add_argument('--repeats', type=int, default=5)
     parser.add_argument('--out', type=Path, default=None,
                         help='folder for profile_block.md / .json')
-    parser.add_argument('--output', type=Path,
-                        default=REPO / 'docs' / 'benchmarks.md')
-    parser.add_argument('--no-append', action='store_true')
+    common.add_output_args(parser)
     return parser.parse_args(argv)
 
 
@@ -62,10 +58,9 @@ def build_block(args):
     from mmengine.registry import MODELS, init_default_scope
 
     from mmdidb.models.deploy import switch_to_deploy
-    from mmdidb.models.deploy.presets import classifier_cfg
     init_default_scope('mmpretrain')
     torch.manual_seed(0)
-    model = MODELS.build(classifier_cfg(args.model, 'didb'))
+    model = MODELS.build(common.classifier_cfg(args.model, 'didb'))
     fused = copy.deepcopy(model)
     switch_to_deploy(model, fused=False)
     switch_to_deploy(fused, fused=True)
@@ -165,15 +160,14 @@ def profile(block, x, hw, calls):
 def wall_times(block, fused_block, x, hw, args):
     """CUDA-event ms per call: eager / fused, each without and with a graph."""
     from mmdidb.models.deploy import CUDAGraphRunner
-    from mmdidb.ops.timing import cuda_median_ms
     out = {}
     with torch.inference_mode():
         for name, module in (('eager', block), ('fused', fused_block)):
-            out[name] = cuda_median_ms(lambda m=module: m(x, hw), args.iters,
-                                       args.repeats)
+            out[name] = common.cuda_median_ms(lambda m=module: m(x, hw),
+                                              args.iters, args.repeats)
             runner = CUDAGraphRunner(module.forward, module=module,
                                      strict=True, clone_outputs=False)
-            out[name + ' + CUDA graph'] = cuda_median_ms(
+            out[name + ' + CUDA graph'] = common.cuda_median_ms(
                 lambda r=runner: r(x, hw), args.iters, args.repeats)
             ref = module(x, hw)
             out[name + ' graph equals eager'] = bool(
@@ -200,30 +194,9 @@ def markdown(args, walls, breakdown):
 
 
 def problem():
-    if not torch.cuda.is_available():
-        return 'profile_block.py needs a CUDA GPU; nothing was measured.'
-    from mmdidb.compat import openmmlab_available
-    if not openmmlab_available():
-        return ('profile_block.py needs mmengine, mmcv-lite and mmpretrain '
-                '(see tools/gpu_checks.sh); nothing was measured.')
-    from mmdidb.ops import cuda_backend
-    reason = cuda_backend.unusable_reason(torch.device('cuda'))
-    if reason is not None:
-        return f'profile_block.py needs CuPy: {reason}'
-    return None
-
-
-def append_report(path, text: str) -> None:
-    """Add ``text`` as a new entry of this tool's section of ``path``.
-
-    Args:
-        path (str | Path): The benchmarks file, e.g. ``docs/benchmarks.md``.
-        text (str): The entry, starting with its ``### `` line.
-    """
-    # imported here: without the OpenMMLab packages the tool must still
-    # start, to say what it needs
-    from mmdidb.apis import append_benchmark_entry
-    append_benchmark_entry(path, text, HEADING)
+    """Why nothing can be measured here (one line), or None."""
+    return common.setup_problem('profile_block.py', openmmlab=True,
+                                cupy=True)
 
 
 def main(argv=None):
@@ -238,14 +211,13 @@ def main(argv=None):
     body, checks = markdown(args, walls, breakdown)
     props = torch.cuda.get_device_properties(0)
     now = datetime.datetime.now(datetime.timezone.utc)
-    command = 'python tools/benchmark/profile_block.py ' + ' '.join(
-        shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
+    command = common.command_line('tools/benchmark/profile_block.py', argv)
     text = '\n'.join([
         f'### {args.model}, layer 0, batch {args.batch}, {args.dtype}, '
         f'{now:%Y-%m-%d %H:%M} UTC, {props.name}', '',
-        f'- command: `{command.strip()}`',
-        f'- torch {torch.__version__}, CUDA {torch.version.cuda}; wall '
-        f'times: median of {args.repeats} CUDA-event measurements of '
+        f'- command: `{command}`',
+        f'- {common.versions()}; wall times: median of {args.repeats} '
+        'CUDA-event measurements of '
         f'{args.iters} calls; breakdown: torch.profiler over 10 eager calls '
         '(profiling slows the CPU side; the CPU rows are self times, the '
         'GPU rows kernel times)', checks, '', body, ''])
@@ -258,7 +230,7 @@ def main(argv=None):
         (args.out / 'profile_block.json').write_text(json.dumps(
             dict(walls=walls, breakdown=breakdown), indent=1))
     if not args.no_append:
-        append_report(args.output, text)
+        common.append_benchmark_entry(args.output, text, HEADING)
         print(f'appended to {args.output}')
     ok = all(v for k, v in walls.items() if 'equals' in k)
     return 0 if ok else 1

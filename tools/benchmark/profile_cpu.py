@@ -31,16 +31,13 @@ Usage::
 import argparse
 import contextlib
 import datetime
-import platform
-import shlex
-import sys
 import time
 from collections import defaultdict
-from pathlib import Path
 
 import torch
 
-REPO = Path(__file__).resolve().parents[2]
+import common
+
 HEADING = '## CPU profile of the deployed model (tools/benchmark/profile_cpu.py)'
 
 #: (category, substrings of torch.profiler event names), first match wins
@@ -71,14 +68,11 @@ PYTHON = 'Python and dispatch'
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--model', default='deit-small',
-                        choices=('deit-tiny', 'deit-small', 'swin-tiny',
-                                 'binaryvit-small'))
+                        choices=common.ARCHS)
     parser.add_argument('--batch', type=int, default=1)
     parser.add_argument('--threads', type=int, default=1)
     parser.add_argument('--repeats', type=int, default=5)
-    parser.add_argument('--output', type=Path,
-                        default=REPO / 'docs' / 'benchmarks.md')
-    parser.add_argument('--no-append', action='store_true')
+    common.add_output_args(parser)
     return parser.parse_args(argv)
 
 
@@ -88,9 +82,8 @@ def build(arch: str):
 
     import mmdidb  # noqa: F401  (registers the modules)
     from mmdidb.models.deploy import switch_to_deploy
-    from mmdidb.models.deploy.presets import classifier_cfg
     torch.manual_seed(0)
-    model = MODELS.build(classifier_cfg(arch)).eval()
+    model = MODELS.build(common.classifier_cfg(arch)).eval()
     with torch.no_grad():
         for name, param in model.named_parameters():
             if name.endswith('beta'):
@@ -181,13 +174,9 @@ def profile_once(model, x) -> dict:
 
 
 def median_ms(fn, repeats: int) -> float:
-    fn()
-    samples = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        samples.append((time.perf_counter() - start) * 1e3)
-    return sorted(samples)[len(samples) // 2]
+    """Median wall time of one call of ``fn`` in ms, after a warm-up call."""
+    return common.interleaved_median_ms({'call': fn}, repeats,
+                                        iters=1)['call'][0]
 
 
 def run(args) -> tuple:
@@ -251,37 +240,24 @@ def markdown(results: dict, timings: dict) -> str:
 
 
 def machine() -> str:
-    import os
-
+    """The machine line, with the C kernels' instruction-set path."""
     from mmdidb.ops import cpu_bits
-    model = platform.processor() or platform.machine()
-    try:
-        with open('/proc/cpuinfo') as f:
-            for line in f:
-                if line.startswith('model name'):
-                    model = line.split(':', 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return (f'{model}, {os.cpu_count()} cores, C kernels: '
-            f'{cpu_bits.best_isa()}, torch {torch.__version__}')
+    return (f'{common.cpu_cores()}, C kernels: {cpu_bits.best_isa()}, '
+            f'torch {torch.__version__}')
 
 
 def main(argv=None):
     args = parse_args(argv)
-    sys.path.insert(0, str(REPO))
     results, timings = run(args)
     table = markdown(results, timings)
     title = (f'### {args.model}, batch {args.batch}, {args.threads} '
              f'thread(s), {datetime.date.today()}')
+    command = common.command_line('tools/benchmark/profile_cpu.py', argv)
     entry = '\n'.join([
-        title, '',
-        f'Command: `python {" ".join(shlex.quote(a) for a in sys.argv)}`; '
-        f'machine: {machine()}.', '', table])
+        title, '', f'Command: `{command}`; machine: {machine()}.', '', table])
     print(entry)
     if not args.no_append:
-        from mmdidb.apis import append_benchmark_entry
-        append_benchmark_entry(args.output, entry, HEADING)
+        common.append_benchmark_entry(args.output, entry, HEADING)
     return entry
 
 

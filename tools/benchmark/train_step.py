@@ -37,16 +37,16 @@ import datetime
 import importlib
 import json
 import os
-import platform
-import shlex
 import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
-HEADING = '## Training step (tools/benchmark/train_step.py)'
+import common
+
+REPO = common.REPO
+HEADING = common.TRAINING_STEP_HEADING
 
 #: (label, config) of the quick-start classifiers.
 MINI = (('DIDB-ViT W1A1', 'configs/didbvit/didbvit-mini_fashion-mnist.py'),
@@ -82,10 +82,7 @@ def parse_args(argv=None):
     parser.add_argument('--profile-rows', type=int, default=25)
     parser.add_argument('--json', type=Path, default=None,
                         help='also write the raw results here')
-    parser.add_argument('--output', type=Path,
-                        default=REPO / 'docs' / 'benchmarks.md')
-    parser.add_argument('--no-append', action='store_true',
-                        help='print the table only')
+    common.add_output_args(parser)
     # internal: one model in this process
     parser.add_argument('--worker', nargs=2, metavar=('KIND', 'CONFIG'),
                         help=argparse.SUPPRESS)
@@ -102,15 +99,6 @@ def _set_src(src=None):
     assert Path(mmdidb.__file__).resolve().is_relative_to(
         Path(src).resolve()), f'mmdidb imported from {mmdidb.__file__}'
     return Path(src)
-
-
-def _rss_kib():
-    """Current resident set size of this process, KiB (Linux)."""
-    with open('/proc/self/status') as f:
-        for line in f:
-            if line.startswith('VmRSS:'):
-                return int(line.split()[1])
-    return 0
 
 
 def _to_plain_bn(cfg):
@@ -209,7 +197,7 @@ def run_worker(kind, config, args):
     max_norm = (optim_cfg.get('clip_grad') or {}).get('max_norm')
     warmup, steps = (args.warmup, args.steps) if kind == 'mini' \
         else (args.seg_warmup, args.seg_steps)
-    rss_before = _rss_kib()
+    rss_before = common.rss_kib()
     phases = dict(forward=[], backward=[], optimizer=[], step=[], cpu=[])
     for i in range(warmup + steps):
         c0 = time.process_time()
@@ -343,21 +331,6 @@ def table(rows):
     return '\n'.join(lines)
 
 
-def machine(threads=None):
-    import torch
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open('/proc/cpuinfo') as f:
-            for line in f:
-                if line.startswith('model name'):
-                    cpu = line.split(':', 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return (f'{cpu}, {os.cpu_count()} cores, torch {torch.__version__}, '
-            f'{threads or torch.get_num_threads()} torch threads')
-
-
 def profile(args, rows=25):
     """Top operators of one quick-start DIDB-ViT training step."""
     import torch
@@ -380,7 +353,7 @@ def profile(args, rows=25):
     with torch.profiler.profile(activities=[ProfilerActivity.CPU],
                                 profile_memory=True) as prof:
         step()
-    print(f'mmdidb from {src}; {machine(args.threads)}')
+    print(f'mmdidb from {src}; {common.machine(threads=args.threads)}')
     print(prof.key_averages().table(sort_by='self_cpu_time_total',
                                     row_limit=rows))
 
@@ -395,14 +368,12 @@ def main(argv=None):
         return
     rows = summarise(measure(args))
     when = datetime.datetime.now(datetime.timezone.utc)
-    command = 'python tools/benchmark/train_step.py ' + ' '.join(
-        shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
-    sys.path.insert(0, str(REPO))
+    command = common.command_line('tools/benchmark/train_step.py', argv)
     text = '\n'.join([
         f'### {when:%Y-%m-%d %H:%M} UTC, CPU',
         '',
         f'- command: `{command}`',
-        f'- machine: {machine(args.threads)}',
+        f'- machine: {common.machine(threads=args.threads)}',
         f'- median over {args.rounds} interleaved rounds, one subprocess per '
         f'model and round ({args.steps} timed steps after {args.warmup} '
         f'warm-up steps each for the quick start, {args.seg_steps} after '
@@ -415,8 +386,7 @@ def main(argv=None):
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1))
     if not args.no_append:
-        from mmdidb.apis import append_benchmark_entry
-        append_benchmark_entry(args.output, text, HEADING)
+        common.append_benchmark_entry(args.output, text, HEADING)
         print(f'\nappended to {args.output}')
 
 

@@ -65,21 +65,17 @@ import argparse
 import copy
 import datetime
 import gc
-import shlex
 import signal
 import statistics
 import sys
 import time
-from pathlib import Path
 
 import torch
 from torch import nn
 
-REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+import common
 
-import train_step  # noqa: E402  (the CPU benchmark: heading, machine)
+HEADING = common.TRAINING_STEP_HEADING
 
 #: model -> ((label, config) of DIDB-ViT, (label, config) of the FP twin).
 PAIRS = {
@@ -124,10 +120,7 @@ def parse_args(argv=None):
     parser.add_argument('--tiny', action='store_true',
                         help='2-layer 32-dim models on 32x32 images (quick '
                         'CPU check of the script)')
-    parser.add_argument('--output', type=Path,
-                        default=REPO / 'docs' / 'benchmarks.md')
-    parser.add_argument('--no-append', action='store_true',
-                        help='print the table only')
+    common.add_output_args(parser)
     args = parser.parse_args(argv)
     if args.batch is None:
         args.batch = 8 if args.tiny else 64
@@ -136,24 +129,10 @@ def parse_args(argv=None):
     return args
 
 
-def setup_problem(args):
-    """Why nothing can be measured here (one line), or None."""
-    if args.device == 'cuda' and not torch.cuda.is_available():
-        return ('train_step_gpu.py: --device cuda needs a CUDA GPU, and '
-                'torch.cuda.is_available() is False here; run it on a GPU '
-                'machine, or pass --device cpu --tiny for a quick CPU check')
-    from mmdidb.compat import openmmlab_available
-    if not openmmlab_available():
-        return ('train_step_gpu.py needs mmengine, mmcv-lite and mmpretrain '
-                '(bash tools/install.sh; on the GPU machine carry their '
-                'wheels, see tools/gpu_checks.sh)')
-    return None
-
-
 def load_cfg(config, tiny):
     """The config, with the ``--tiny`` model when asked for."""
     from mmdidb.apis import load_config
-    cfg = load_config(str(REPO / config))
+    cfg = load_config(str(common.REPO / config))
     if tiny:
         backbone = cfg.model.backbone
         backbone.arch = dict(TINY['arch'])
@@ -423,13 +402,12 @@ def markdown(rows, fp_label):
 
 
 def machine(device):
+    """The machine line; on a GPU with the TF32 settings FP32 ran under."""
     if device.type != 'cuda':
-        return train_step.machine()
-    props = torch.cuda.get_device_properties(device)
-    tf32 = (f'TF32 matmul {torch.backends.cuda.matmul.allow_tf32}, '
-            f'cuDNN {torch.backends.cudnn.allow_tf32}')
-    return (f'{props.name} (sm_{props.major}{props.minor}), torch '
-            f'{torch.__version__}, CUDA {torch.version.cuda}, {tf32}')
+        return common.machine()
+    return (f'{common.machine(device)}, TF32 matmul '
+            f'{torch.backends.cuda.matmul.allow_tf32}, cuDNN '
+            f'{torch.backends.cudnn.allow_tf32}')
 
 
 def _stop(signum, frame):
@@ -438,7 +416,11 @@ def _stop(signum, frame):
 
 def main(argv=None):
     args = parse_args(argv)
-    problem = setup_problem(args)
+    problem = common.setup_problem(
+        f'train_step_gpu.py --device {args.device}',
+        cuda=args.device == 'cuda', openmmlab=True,
+        hint='run it on a GPU machine, or pass --device cpu --tiny for a '
+        'quick CPU check')
     if problem is not None:
         print(problem, file=sys.stderr)
         return 2
@@ -449,8 +431,7 @@ def main(argv=None):
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     (didb_label, _), (fp_label, _) = PAIRS[args.model]
     when = datetime.datetime.now(datetime.timezone.utc)
-    command = 'python tools/benchmark/train_step_gpu.py ' + ' '.join(
-        shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
+    command = common.command_line('tools/benchmark/train_step_gpu.py', argv)
     size = TINY['img_size'] if args.tiny else 224
     text = '\n'.join([
         f'### {when:%Y-%m-%d %H:%M} UTC, {device.type.upper()}: '
@@ -458,7 +439,7 @@ def main(argv=None):
         f'{" (--tiny)" if args.tiny else ""}, batch {args.batch}, '
         f'{precision}',
         '',
-        f'- command: `{command.strip()}`',
+        f'- command: `{command}`',
         f'- machine: {machine(device)}',
         f'- precision {precision} for both models ({why}); '
         f'{size}x{size} random images; median of {args.steps} timed steps '
@@ -474,8 +455,7 @@ def main(argv=None):
     print()
     print(text)
     if not args.no_append:
-        from mmdidb.apis import append_benchmark_entry
-        append_benchmark_entry(args.output, text, train_step.HEADING)
+        common.append_benchmark_entry(args.output, text, HEADING)
         print(f'appended to {args.output}')
     return 0 if all(isinstance(r, dict) for *_, r in rows) else 1
 

@@ -18,25 +18,30 @@ Usage::
 import argparse
 import copy
 import datetime
+import importlib.util
 import os
-import sys
 import tempfile
 from pathlib import Path
 
 import torch
 
 import mmdidb  # noqa: F401  (applies mmdidb.compat, registers the modules)
-from mmdidb.apis import append_benchmark_entry
 from mmdidb.models.deploy import deploy_checkpoint, switch_to_deploy
-from mmdidb.models.deploy.presets import ARCHS, classifier_cfg
 
-REPO = Path(__file__).resolve().parents[2]
+# The frame the benchmark tools share (tools/benchmark/common.py: here the
+# paper's models by name and the result writer), loaded from its file:
+# Python puts only this script's own folder on the import path.
+_SPEC = importlib.util.spec_from_file_location(
+    'common', Path(__file__).resolve().parents[1] / 'benchmark' / 'common.py')
+common = importlib.util.module_from_spec(_SPEC)
+_SPEC.loader.exec_module(common)
+
 HEADING = '## Deploy checkpoint sizes (tools/deploy/checkpoint_sizes.py)'
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--model', nargs='+', choices=ARCHS,
+    parser.add_argument('--model', nargs='+', choices=common.ARCHS,
                         default=['deit-small'])
     parser.add_argument('--batch', type=int, default=4,
                         help='random images for the logit check')
@@ -61,13 +66,13 @@ def measure(arch: str, batch: int, folder: str) -> list:
     from mmengine.runner import load_checkpoint
     from mmpretrain.registry import MODELS
     torch.manual_seed(0)
-    fp = MODELS.build(classifier_cfg(arch, 'fp'))
+    fp = MODELS.build(common.classifier_cfg(arch, 'fp'))
     source = 'DIDBBinaryViT in FP mode,' if arch == 'binaryvit-small' \
         else 'mmpretrain'
     rows = [(f'{source} {arch} FP32', saved_size(
         dict(meta={}, state_dict=fp.state_dict()), folder, 'fp.pth'), None)]
     del fp
-    model = MODELS.build(classifier_cfg(arch, 'didb'))
+    model = MODELS.build(common.classifier_cfg(arch, 'didb'))
     model.eval()
     rows.append((f'DIDB-ViT {arch}, training form (FP32 latent weights)',
                  saved_size(dict(meta={}, state_dict=model.state_dict()),
@@ -80,7 +85,7 @@ def measure(arch: str, batch: int, folder: str) -> list:
         name = f'deploy_{float_dtype}.pth'
         size = saved_size(deploy_checkpoint(deploy, float_dtype), folder,
                           name)
-        fresh = MODELS.build(classifier_cfg(arch, 'didb'))
+        fresh = MODELS.build(common.classifier_cfg(arch, 'didb'))
         fresh.eval()
         load_checkpoint(fresh, os.path.join(folder, name),
                         map_location='cpu', strict=True, logger='silent')
@@ -111,15 +116,14 @@ def table(rows) -> str:
 
 def record(text: str, path: Path) -> None:
     """Append ``text`` under this tool's heading, creating it if needed."""
-    append_benchmark_entry(path, text, HEADING)
+    common.append_benchmark_entry(path, text, HEADING)
     print(f'appended to {path}')
 
 
 def main(argv=None):
     args = parse_args(argv)
     now = datetime.datetime.now(datetime.timezone.utc)
-    command = 'python tools/deploy/checkpoint_sizes.py ' + ' '.join(
-        argv if argv is not None else sys.argv[1:])
+    command = common.command_line('tools/deploy/checkpoint_sizes.py', argv)
     blocks = []
     for arch in args.model:
         with tempfile.TemporaryDirectory() as folder:
@@ -127,12 +131,12 @@ def main(argv=None):
         text = '\n'.join([
             f'### {arch}, {now:%Y-%m-%d} (random init, torch '
             f'{torch.__version__})', '',
-            f'- command: `{command.strip()}`', '',
+            f'- command: `{command}`', '',
             table(rows), ''])
         print(text)
         blocks.append(text)
     if args.record:
-        record('\n'.join(blocks), REPO / 'docs' / 'benchmarks.md')
+        record('\n'.join(blocks), common.BENCHMARKS)
 
 
 if __name__ == '__main__':

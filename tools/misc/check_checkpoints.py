@@ -24,13 +24,13 @@ from mmengine.config import Config, DictAction
 
 
 def load_checks():
-    """:mod:`mmdidb.apis.checkpoint_sources`, without importing mmdidb.
+    """:mod:`mmdidb.utils.checkpoint_sources`, without importing mmdidb.
 
     Importing the package would import mmpretrain and the models (seconds);
     the module itself needs only the standard library.
     """
     path = osp.join(osp.dirname(osp.abspath(__file__)), '..', '..', 'mmdidb',
-                    'apis', 'checkpoint_sources.py')
+                    'utils', 'checkpoint_sources.py')
     spec = importlib.util.spec_from_file_location('_checkpoint_sources', path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
