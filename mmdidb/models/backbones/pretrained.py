@@ -7,7 +7,7 @@ from mmengine.logging import print_log
 from mmengine.model.weight_init import update_init_info
 from mmengine.runner.checkpoint import CheckpointLoader
 
-from ...apis.checkpoint_sources import check_checkpoint
+from ...utils.checkpoint_sources import check_checkpoint
 from .ckpt_convert import FORMAT_NAMES, convert_state_dict
 
 # the binary model's own parameters, which no full-precision checkpoint has:
