@@ -2,7 +2,8 @@
 
 mmengine 0.10.7, mmcv-lite 2.1.0, mmpretrain 1.2.0 and mmsegmentation 1.2.2
 are unmaintained since 2024 and break on torch >= 2.6 in a few known places
-(``shared/STACK.md`` of the project lists them). Every workaround lives here,
+(each entry below names the package, the failure and the fix). Every
+workaround lives here,
 runs first thing on ``import mmdidb`` (so before torchvision, ``mmcv.ops`` or
 ``mmseg`` are imported, which is what the stock tools do when they process
 ``custom_imports``) and follows three rules:

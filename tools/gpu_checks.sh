@@ -18,7 +18,7 @@
 #      BinaryViT-S deployed (plain and fused) vs their FP16 models, batch 1
 #      and 64, all in the same run (INFERENCE_MODELS="deit-small" picks a
 #      subset);
-#   5. the training step (forward + backward + AdamW, issue 10's <= 2x
+#   5. the training step (forward + backward + AdamW, target <= 2x
 #      target): DIDB-ViT DeiT-S vs FP DeiT-S, batch 64, in the FP config's
 #      precision (FP32: its optim_wrapper has no AMP), eager and with each
 #      block torch.compile'd (about 60-80 s, capped at 90), then both

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Two-stage training (METHOD.md, section 6): stage 1 (W32A1), then stage 2
+# Two-stage training (docs/method.md): stage 1 (W32A1), then stage 2
 # (W1A1) initialised from stage 1's last checkpoint.
 #
 # Usage: tools/two_stage_train.sh CONFIG_STAGE1 CONFIG_STAGE2 [GPUS] [train.py options]

@@ -1,4 +1,4 @@
-"""Bit packing and exact binary matrix products (METHOD.md section 8).
+"""Bit packing and exact binary matrix products (docs/method.md).
 
 Importing this package needs torch alone; CuPy is imported lazily, the first
 time a CUDA tensor comes in. CPU tensors use native C kernels

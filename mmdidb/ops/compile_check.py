@@ -80,7 +80,7 @@ def arch_flags(arch: str) -> List[str]:
 
     Architecture-specific targets (``sm_90a``) use the ``-gencode`` form:
     with nvcc 13.0 the ``-arch=sm_90a`` shorthand also ran a plain sm_90
-    pass that rejects wgmma (seen on the GPU machine's nvcc).
+    pass that rejects wgmma (seen with nvcc 13 for sm_90).
 
     Args:
         arch: ``'sm_80'``, ``'sm_90a'``, ...

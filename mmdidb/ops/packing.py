@@ -1,6 +1,6 @@
 """Bit packing: 32 signs (or mask bits) per ``int32`` word, LSB first.
 
-Conventions (METHOD.md section 8):
+Conventions (docs/method.md, "Where each piece lives"):
 
 - bit 1 <-> +1, bit 0 <-> -1, and ``sign(0) = +1``: the bit is ``x >= 0``
   (so ``-0.0`` packs as +1 too). NaN packs as -1 (bit 0), as ``NaN >= 0`` is

@@ -1,6 +1,6 @@
-"""Training-step time and memory on the GPU: DIDB-ViT vs FP DeiT (issue 10).
+"""Training-step time and memory on the GPU: DIDB-ViT vs FP DeiT.
 
-The target of issue 10: a training step (forward + backward + optimizer)
+The target: a training step (forward + backward + optimizer)
 of DIDB-ViT DeiT-S on the GPU takes at most 2x the FP DeiT-S step at the
 same batch, in the precision the FP model trains in.
 

@@ -1,4 +1,4 @@
-"""Binarizers of DIDB-ViT (METHOD.md section 1).
+"""Binarizers of DIDB-ViT (docs/method.md).
 
 Three kinds, each an autograd function with the straight-through gradient
 the method states, wrapped in a small module:

@@ -97,7 +97,7 @@ class BinaryLinear(nn.Linear):
         in_features (int): Input channels.
         out_features (int): Output channels.
         bias (bool): Whether to learn a bias. Defaults to True.
-        binary_weights (bool): Binarize the weight (METHOD.md 1, one scale
+        binary_weights (bool): Binarize the weight (one scale
             per output channel). Defaults to True.
         binary_acts (bool): Binarize the input with :class:`RSign`.
             Defaults to True.

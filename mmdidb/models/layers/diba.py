@@ -1,4 +1,4 @@
-"""DIBA: Differential-Information Binary Attention (METHOD.md section 3)."""
+"""DIBA: Differential-Information Binary Attention (docs/method.md)."""
 from typing import Optional, Sequence
 
 import torch
@@ -43,7 +43,7 @@ class DIBA(BaseModule):
         theta (int): Odd size of D's neighbourhood; 1 turns D off.
             Defaults to 3.
         self_term (str): DIBA's self term (only with ``diba=True``).
-            ``'paper'``: ``(1 - A·1) ⊙ V`` (METHOD.md). ``'off'``: no self
+            ``'paper'``: ``(1 - A·1) ⊙ V`` (the paper's). ``'off'``: no self
             term, so ``A V + D(V)`` (the decomposition of DIBA into its two
             parts). ``'convex'``: the differences ``A V - (A·1) ⊙ V`` divided
             by ``max(1, A·1)``, so no row gives its own value a negative
@@ -214,7 +214,7 @@ def check_self_term(self_term) -> None:
     """Raise a ValueError naming ``diba_self_term`` unless it is known."""
     if self_term not in SELF_TERMS:
         raise ValueError(f'diba_self_term must be one of {SELF_TERMS} '
-                         f"('paper' is METHOD.md's (1 - A·1) ⊙ V), got "
+                         f"('paper' is the paper's (1 - A·1) ⊙ V), got "
                          f'{self_term!r}')
 
 

@@ -1,4 +1,4 @@
-"""One-level stationary (non-downsampled) Haar split (METHOD.md section 4)."""
+"""One-level stationary (non-downsampled) Haar split (docs/method.md)."""
 from typing import Optional, Sequence, Tuple
 
 import torch

@@ -1,4 +1,4 @@
-"""IRPReLU: RPReLU with a learnable token-wise offset (METHOD.md section 5)."""
+"""IRPReLU: RPReLU with a learnable token-wise offset (docs/method.md)."""
 from typing import Optional, Sequence
 
 import torch

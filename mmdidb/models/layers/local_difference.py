@@ -1,4 +1,4 @@
-"""DIBA's local differential term ``D(V)`` (METHOD.md section 3)."""
+"""DIBA's local differential term ``D(V)`` (docs/method.md)."""
 from typing import Optional, Sequence
 
 import torch
@@ -13,7 +13,7 @@ from .token_grid import grid_to_tokens, per_window, region_masks, tokens_to_grid
 class LocalDifference(nn.Module):
     """``D_i = s ⊙ Σ_{j in θ×θ(i)} w_j (v_j - v_i)``, depthwise, per channel.
 
-    Implemented (METHOD.md choice) as a depthwise θ×θ convolution of V laid
+    Implemented (docs/method.md, "Interpretations we chose") as a depthwise θ×θ convolution of V laid
     out on the patch grid minus, at each position, the sum of the kernel
     weights that fall inside the grid times the centre value; so border
     tokens only see real neighbours (zero padding would add ``-w v_i`` terms

@@ -1,4 +1,4 @@
-"""Attention similarity ``Q Kᵀ``: plain binary, or HFSC (METHOD.md section 4)."""
+"""Attention similarity ``Q Kᵀ``: plain binary, or HFSC (docs/method.md)."""
 import math
 from typing import Callable, Optional, Sequence
 
@@ -120,7 +120,7 @@ class HFSC(nn.Module):
 
     ``Sim = a * Q_low K_lowᵀ + (1 - a) * Q_high K_highᵀ`` with the bands of a
     stationary Haar split of the attention input. The two bands share the
-    attention's Q/K projections (METHOD.md choice: DeiT-compatible parameters
+    attention's Q/K projections (our choice, docs/method.md: DeiT-compatible parameters
     and checkpoints); each band has its own activation binarizers because the
     bands' value ranges differ. ``a`` is learnable and kept in [0, 1]; how
     is ``alpha_param`` (:meth:`fusion_weight`).

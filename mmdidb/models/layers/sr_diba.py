@@ -24,7 +24,7 @@ class SRDIBA(DIBA):
     are computed from the input average-pooled ``sr_ratio`` x ``sr_ratio``
     and passed through a wrapped binary linear (``reduction``, identity
     shortcut), so stage 1's attention is ``N x N / sr²``. The DIDB parts on
-    the ``M`` reduced tokens (METHOD.md choice for this variant): the self
+    the ``M`` reduced tokens (our choice for this variant, docs/method.md): the self
     term ``(1 - A·1) ⊙ V`` and ``D(V)`` use, for each query, the value of
     the pooled cell it lies in (nearest upsampling); HFSC splits the queries
     on their grid and the keys on the reduced one. ``sr_ratio=1`` is

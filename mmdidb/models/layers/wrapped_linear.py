@@ -10,7 +10,7 @@ from .binary_linear import BinaryLinear
 class WrappedBinaryLinear(BinaryLinear):
     """A binary linear layer with its own norm, shortcut and activation.
 
-    METHOD.md section 2: every binary linear layer of the block is wrapped as
+    As in BinaryViT, every binary linear layer of the block is wrapped as
     ``y = act(Norm(BinaryLinear(x)) + shortcut(x))``. The shortcut is the
     identity for square layers, a channel repeat for an expansion ``d -> r*d``
     (each channel repeated ``r`` times in place, ``repeat_interleave``) and
