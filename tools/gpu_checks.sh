@@ -18,8 +18,8 @@
 #      BinaryViT-S deployed (plain and fused) vs their FP16 models, batch 1
 #      and 64, all in the same run (INFERENCE_MODELS="deit-small" picks a
 #      subset);
-#   5. the training step (forward + backward + AdamW, target <= 2x
-#      target): DIDB-ViT DeiT-S vs FP DeiT-S, batch 64, in the FP config's
+#   5. the training step (forward + backward + AdamW, at most 2x
+#      the FP step): DIDB-ViT DeiT-S vs FP DeiT-S, batch 64, in the FP config's
 #      precision (FP32: its optim_wrapper has no AMP), eager and with each
 #      block torch.compile'd (about 60-80 s, capped at 90), then both
 #      eager under BF16 autocast (about 15 s, capped at 30);

@@ -13,8 +13,8 @@ from .token_grid import grid_to_tokens, per_window, region_masks, tokens_to_grid
 class LocalDifference(nn.Module):
     """``D_i = s ⊙ Σ_{j in θ×θ(i)} w_j (v_j - v_i)``, depthwise, per channel.
 
-    Implemented (docs/method.md, "Interpretations we chose") as a depthwise θ×θ convolution of V laid
-    out on the patch grid minus, at each position, the sum of the kernel
+    Implemented (our choice, docs/method.md) as a depthwise θ×θ convolution
+    of V laid out on the patch grid minus, at each position, the sum of the kernel
     weights that fall inside the grid times the centre value; so border
     tokens only see real neighbours (zero padding would add ``-w v_i`` terms
     for absent ones). The kernel is binarized like every binary weight; the
