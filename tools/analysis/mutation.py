@@ -34,8 +34,8 @@ def read_rows(path):
 def mutmut(workdir, *args):
     """Run the ``mutmut`` beside this Python in ``workdir``; return its output."""
     exe = osp.join(osp.dirname(sys.executable), 'mutmut')
-    # one thread: two OpenMP threads on a loaded machine spin into the CPU-time
-    # limit mutmut sets, and a mutant that runs out of time counts as killed
+    # one thread: two OpenMP threads on a loaded machine spin and stretch the
+    # tests towards mutmut's time limits (a mutant out of time counts as killed)
     out = subprocess.run([exe if osp.exists(exe) else 'mutmut', *args], cwd=workdir,
                          env=dict(os.environ, OMP_NUM_THREADS='1'), text=True,
                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
@@ -70,7 +70,8 @@ def run_file(relpath, tests, fresh=True):
                         do_not_mutate_patterns=[r'^\s*raise\b'],  # error messages
                         also_copy=['configs', 'pytest.ini'],
                         pytest_add_cli_args=['-n', '0'],  # no xdist (pytest.ini)
-                        pytest_add_cli_args_test_selection=tests)
+                        pytest_add_cli_args_test_selection=tests,
+                        timeout_multiplier=['50'])  # the load changes during a run
         with open(osp.join(workdir, 'setup.cfg'), 'w') as f:
             f.write('[mutmut]\n' + ''.join(f'{key} =' + '\n    '.join(['', *values])
                                            + '\n' for key, values in settings.items()))
