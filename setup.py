@@ -1,4 +1,5 @@
-"""Install mmdidb: ``pip install -e .`` (extras: tests, cuda, benchmark).
+"""Install mmdidb: ``pip install -e .`` (extras: tests, cuda, benchmark,
+mutation).
 
 torch is not pinned here on purpose: install the build that fits the machine
 first (``pip install torch==2.13.0`` takes the local CPU build on the
@@ -43,6 +44,7 @@ setup(
         'tests': read_requirements('tests.txt'),
         'cuda': read_requirements('cuda.txt'),
         'benchmark': read_requirements('benchmark.txt'),
+        'mutation': read_requirements('mutation.txt'),
     },
     zip_safe=False,
 )

@@ -36,7 +36,7 @@ def test_constant_map_has_no_high_band():
 
 
 def test_token_split_keeps_class_token_apart():
-    split = StationaryHaarSplit(num_extra_tokens=1)
+    split = StationaryHaarSplit()  # by default one class token leads (ViT)
     x = torch.randint(-8, 8, (2, 1 + 3 * 4, 5)).float()
     low, high = split(x, (3, 4))
     assert torch.equal(low[:, 0], x[:, 0])
