@@ -1,9 +1,17 @@
 """Packed products equal the float products of the +-1 / {0,1} tensors."""
+import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mmdidb.ops import bmm_mask_pm1, bmm_pm1, pack_mask, pack_signs, reference
+from mmdidb.ops import (
+    bmm_mask_pm1,
+    bmm_pm1,
+    cpu_bits,
+    pack_mask,
+    pack_signs,
+    reference,
+)
 
 from ops_helpers import (
     exact_mask_product,
@@ -18,6 +26,18 @@ lengths = st.integers(min_value=1, max_value=700)
 rows = st.integers(min_value=1, max_value=70)
 batches = st.lists(st.integers(min_value=1, max_value=3), max_size=2)
 seeds = st.integers(0, 2**31 - 1)
+
+
+@pytest.fixture(scope='module', autouse=True, params=['default', 'torch'])
+def product_path(request):
+    """Every test twice: on the default path of CPU tensors (the C kernels
+    where they build) and on the torch reference path."""
+    saved = dict(cpu_bits._state)
+    if request.param == 'torch':
+        cpu_bits._state['lib'] = None
+    yield request.param
+    cpu_bits._state.clear()
+    cpu_bits._state.update(saved)
 
 
 @SETTINGS
