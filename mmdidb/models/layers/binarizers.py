@@ -14,46 +14,18 @@ the method states, wrapped in a small module:
 ``sign(0) = +1`` everywhere, so bit 1 <-> +1 when packing.
 """
 import math
-from typing import Optional
 
 import torch
 from torch import nn
 
-from mmdidb.ops import cpu_fused
-
-
-def sign(x: torch.Tensor) -> torch.Tensor:
-    """``sign`` with ``sign(0) = +1``, values in ``{-1, +1}`` (float ``x``)."""
-    return _sign_(torch.empty_like(x), x)
-
-
-def _sign_(out: torch.Tensor, x: Optional[torch.Tensor] = None
-           ) -> torch.Tensor:
-    """:func:`sign` of ``x`` (default: ``out`` itself) written into ``out``."""
-    # the comparison written straight into a float tensor: one cheap pass.
-    # A bool result converted to float costs several passes on CPU, and
-    # torch.sign/torch.where are slower still.
-    return torch.ge(out if x is None else x, 0, out=out).mul_(2).sub_(1)
-
-
-def approx_sign_slope(u: torch.Tensor) -> torch.Tensor:
-    """ApproxSign's derivative ``max(2 - 2|u|, 0)``, a new tensor."""
-    # 2 * relu(1 - |u|) is the same number: scaling by 2 is exact
-    return torch.abs(u).neg_().add_(1).relu_().mul_(2)
-
-
-def channel_sum_to(channel_sum: torch.Tensor, shape: torch.Size,
-                   dtype: torch.dtype) -> torch.Tensor:
-    """A per-channel (last dimension) gradient sum at a parameter's shape."""
-    if len(shape) == 0:
-        return channel_sum.sum().to(dtype)
-    grad = channel_sum.view((1, ) * (len(shape) - 1) + (-1, ))
-    return sum_to(grad, shape).to(dtype)
-
-
-def sum_to(grad: torch.Tensor, shape: torch.Size) -> torch.Tensor:
-    """Sum a gradient over the dimensions a broadcast ``shape`` expanded."""
-    return grad.sum_to_size(shape) if grad.shape != shape else grad
+from mmdidb.ops.training import (  # noqa: F401  (part of this API)
+    _sign_,
+    approx_sign_slope,
+    channel_sum_to,
+    shifted_approx_sign,
+    sign,
+    sum_to,
+)
 
 
 class _WeightSignSTE(torch.autograd.Function):
@@ -97,45 +69,9 @@ class _ApproxSign(torch.autograd.Function):
         return approx_sign_slope(x).mul_(grad_output)
 
 
-class _ShiftedApproxSign(torch.autograd.Function):
-    """``sign(x + beta)`` with the ApproxSign gradient, for ``x`` and ``beta``.
-
-    Saves ``x`` and ``beta`` only: ``x + beta`` (a full-size float tensor
-    when the shift and the sign are separate autograd nodes) is recomputed
-    in the backward pass.
-    """
-
-    @staticmethod
-    def forward(ctx, x, beta):
-        ctx.save_for_backward(x, beta)
-        if cpu_fused.applies(x, (beta, )):
-            return cpu_fused.sign_shift(x, beta)
-        return _sign_(x + beta)
-
-    @staticmethod
-    def backward(ctx, grad_output):
-        x, beta = ctx.saved_tensors
-        if cpu_fused.applies(x, (beta, ), (grad_output, )):
-            grad_u, grad_beta, _ = cpu_fused.approx_sign_backward_(
-                grad_output.clone(memory_format=torch.contiguous_format), x,
-                beta)
-            grad_beta = channel_sum_to(grad_beta, beta.shape, beta.dtype) \
-                if ctx.needs_input_grad[1] else None
-            return grad_u, grad_beta
-        grad_u = approx_sign_slope(x + beta).mul_(grad_output)
-        grad_beta = sum_to(grad_u, beta.shape) \
-            if ctx.needs_input_grad[1] else None
-        return grad_u, grad_beta
-
-
 def approx_sign(x: torch.Tensor) -> torch.Tensor:
     """``sign`` forward, ApproxSign (``2 - 2|x|`` on ``|x| <= 1``) backward."""
     return _ApproxSign.apply(x)
-
-
-def shifted_approx_sign(x: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
-    """``approx_sign(x + beta)`` as one autograd node (``beta`` broadcasts)."""
-    return _ShiftedApproxSign.apply(x, beta)
 
 
 class RSign(nn.Module):

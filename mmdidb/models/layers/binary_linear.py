@@ -3,87 +3,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mmdidb.ops import cpu_fused
+from mmdidb.ops.training import signed_linear
 
 from ..deploy.packed_ops import (
     binary_linear,
     binary_linear_fused,
     pack_binary_weight,
 )
-from .binarizers import (
-    RSign,
-    _sign_,
-    approx_sign_slope,
-    binarize_weight,
-    channel_sum_to,
-    sum_to,
-)
-
-
-class _SignedInputLinear(torch.autograd.Function):
-    """``F.linear(signs, weight, bias)`` with ``signs = sign(x + beta)``.
-
-    One autograd node for RSign and the product, with RSign's ApproxSign
-    gradient for ``x`` and ``beta``. It saves ``x``, ``beta`` and ``weight``
-    only: separate nodes keep both ``x + beta`` and the ±1 input (two
-    full-size float tensors); the backward pass recomputes them from ``x``,
-    which is cheap next to the products. ``signs`` (computed by the RSign
-    module without autograd, so that its hooks see them) gets no gradient.
-    """
-
-    @staticmethod
-    def forward(ctx, x, beta, signs, weight, bias):
-        ctx.save_for_backward(x, beta, weight)
-        ctx.has_bias = bias is not None
-        return F.linear(signs, weight, bias)
-
-    @staticmethod
-    def backward(ctx, grad_output):
-        x, beta, weight = ctx.saved_tensors
-        needs = ctx.needs_input_grad
-        grad_2d = grad_output.reshape(-1, grad_output.shape[-1])
-        grad_weight = grad_bias = grad_u = grad_beta = None
-        if cpu_fused.applies(x, (beta, ), (grad_output, weight)):
-            return _SignedInputLinear._fused_backward(ctx, grad_2d, x, beta,
-                                                      weight)
-        u = x + beta
-        # the products in the gradient's dtype: under autocast F.linear ran
-        # in half precision, and autograd casts each result back to its
-        # input's dtype
-        dtype = grad_output.dtype
-        if needs[3]:
-            signs = _sign_(torch.empty_like(u, dtype=dtype), u)
-            grad_weight = grad_2d.t().mm(signs.reshape(-1, signs.shape[-1]))
-            del signs
-        if needs[4] and ctx.has_bias:
-            grad_bias = grad_2d.sum(0)
-        if needs[0] or needs[1]:
-            grad_u = (grad_output @ weight.to(dtype)).to(u.dtype).mul_(
-                approx_sign_slope(u))
-            if needs[1]:
-                grad_beta = sum_to(grad_u, beta.shape)
-        return grad_u, grad_beta, None, grad_weight, grad_bias
-
-    @staticmethod
-    def _fused_backward(ctx, grad_2d, x, beta, weight):
-        """The same gradients with the element-wise chain (shift, sign,
-        ApproxSign slope, beta's sum) as one C pass on float32 CPU tensors."""
-        needs = ctx.needs_input_grad
-        grad_weight = grad_bias = grad_u = grad_beta = None
-        signs = None
-        if needs[0] or needs[1]:
-            grad_u = grad_2d.mm(weight).view(x.shape)
-            grad_u, grad_beta, signs = cpu_fused.approx_sign_backward_(
-                grad_u, x, beta, want_signs=needs[3])
-            grad_beta = channel_sum_to(grad_beta, beta.shape, beta.dtype) \
-                if needs[1] else None
-        if needs[3]:
-            if signs is None:
-                signs = cpu_fused.sign_shift(x, beta)
-            grad_weight = grad_2d.t().mm(signs.view(-1, signs.shape[-1]))
-        if needs[4] and ctx.has_bias:
-            grad_bias = grad_2d.sum(0)
-        return grad_u, grad_beta, None, grad_weight, grad_bias
+from .binarizers import RSign, binarize_weight
 
 
 class BinaryLinear(nn.Linear):
@@ -147,9 +74,8 @@ class BinaryLinear(nn.Linear):
             # memory); the module still runs, so its hooks see the signs
             with torch.no_grad():
                 signs = self.input_binarizer(x)
-            return _SignedInputLinear.apply(x, self.input_binarizer.beta,
-                                            signs, self.binary_weight(),
-                                            self.bias)
+            return signed_linear(x, self.input_binarizer.beta, signs,
+                                 self.binary_weight(), self.bias)
         return F.linear(x, self.binary_weight(), self.bias)
 
     def switch_to_deploy(self) -> None:

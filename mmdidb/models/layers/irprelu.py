@@ -2,81 +2,12 @@
 from typing import Optional, Sequence
 
 import torch
-import torch.nn.functional as F
 from mmengine.registry import MODELS
 from torch import nn
 
-from mmdidb.ops import cpu_fused
+from mmdidb.ops.training import shifted_prelu
 
-from .binarizers import channel_sum_to, sum_to
 from .token_grid import resize_token_param, tile_window_param
-
-
-class _ShiftedPReLU(torch.autograd.Function):
-    """``PReLU_slope(x - gamma) + shift`` for channel-last ``x``, one node.
-
-    Saves ``x`` and the parameters only (``x - gamma`` is recomputed), and
-    replaces torch's CPU PReLU backward kernel, which is several times
-    slower than the element-wise passes below for a per-channel slope.
-    Gradients are those of torch's PReLU, including its choice at 0
-    (``slope``).
-    """
-
-    @staticmethod
-    def forward(ctx, x, gamma, slope, shift):
-        ctx.save_for_backward(x, gamma, slope)
-        ctx.shift_shape = shift.shape
-        if cpu_fused.applies(x, (gamma, slope), (shift, )):
-            return cpu_fused.shifted_prelu(x, gamma, slope, shift)
-        # F.prelu takes channels on dim 1: a 2-D view puts them there.
-        y = F.prelu((x - gamma).reshape(-1, x.shape[-1]), slope)
-        return y.view_as(x).add_(shift)
-
-    @staticmethod
-    def backward(ctx, grad_output):
-        x, gamma, slope = ctx.saved_tensors
-        if cpu_fused.applies(x, (gamma, slope), (grad_output, )):
-            return _fused_backward(ctx, grad_output, x, gamma, slope)
-        shifted = x - gamma
-        # 1[x - gamma <= 0], where torch's PReLU takes the slope
-        neg_grad = torch.le(shifted, 0, out=torch.empty_like(shifted))
-        neg_grad.mul_(grad_output)
-        # grad * (slope if x - gamma <= 0 else 1); one summand is 0: exact
-        grad_x = torch.addcmul(grad_output - neg_grad, neg_grad, slope)
-        needs = ctx.needs_input_grad
-        grad_gamma = grad_slope = grad_shift = None
-        if needs[1]:
-            grad_gamma = sum_to(grad_x, gamma.shape).neg()
-        if needs[2]:
-            grad_slope = sum_to(neg_grad.mul_(shifted), slope.shape)
-        if needs[3]:
-            grad_shift = sum_to(grad_output, ctx.shift_shape)
-        return grad_x, grad_gamma, grad_slope, grad_shift
-
-
-def _fused_backward(ctx, grad_output, x, gamma, slope):
-    """:meth:`_ShiftedPReLU.backward` as one C pass (same ``dL/dx``, the
-    parameter sums to float rounding)."""
-    grad_x, grad_sum, grad_slope, grad_shift = \
-        cpu_fused.shifted_prelu_backward(grad_output, x, gamma, slope,
-                                         ctx.shift_shape)
-    needs = ctx.needs_input_grad
-    dtype = x.dtype
-    return (grad_x,
-            channel_sum_to(grad_sum.neg(), gamma.shape, dtype)
-            if needs[1] else None,
-            channel_sum_to(grad_slope, slope.shape, dtype)
-            if needs[2] else None,
-            sum_to(grad_shift.to(dtype).reshape(
-                _table_shape(ctx.shift_shape, grad_shift)), ctx.shift_shape)
-            if needs[3] else None)
-
-
-def _table_shape(shift_shape, table):
-    """The (T, C) table of shift gradients at ``shift_shape``'s rank."""
-    if len(shift_shape) < 2:
-        return table.shape[-1:]
-    return (1, ) * (len(shift_shape) - 2) + tuple(table.shape)
 
 
 @MODELS.register_module()
@@ -174,7 +105,7 @@ class IRPReLU(nn.Module):
         shift = self.zeta
         if self.token_offset is not None:
             shift = shift + self.offset_for(x.shape[-2], hw_shape)
-        return _ShiftedPReLU.apply(x, self.gamma, self.slope, shift)
+        return shifted_prelu(x, self.gamma, self.slope, shift)
 
     def _resize_on_load(self, state_dict, prefix, *args, **kwargs):
         key = prefix + 'token_offset'
