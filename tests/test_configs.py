@@ -54,7 +54,7 @@ def tiny_config(path, tmp_path, work_dir):
 
 
 def test_configs_are_found():
-    assert 'configs/didbvit/didbvit-mini_fashion-mnist.py' in CONFIGS
+    assert 'configs/didbvit/vit-mini_fashion-mnist.py' in CONFIGS
     assert len(CONFIGS) >= 3
 
 

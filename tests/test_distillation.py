@@ -19,7 +19,7 @@ from helpers import REPO_ROOT, make_fashion_mnist
 from tiny import MAKERS
 from tiny.classification import prepare_classification
 
-DISTILL = 'configs/didbvit/didbvit-mini-distill_fashion-mnist.py'
+DISTILL = 'configs/didbvit/vit-mini-distill_fashion-mnist.py'
 TEACHER = 'configs/didbvit/vit-mini-fp_fashion-mnist.py'
 
 
@@ -361,7 +361,7 @@ def test_student_without_a_teacher_says_how_to_attach_one():
 
 def test_stage2_config_without_the_stage1_checkpoint_fails_before_training(
         tmp_path, monkeypatch):
-    path = 'configs/didbvit/didbvit-deit-tiny-stage2_tiny-imagenet.py'
+    path = 'configs/didbvit/deit-t-stage2_tiny-imagenet.py'
     cfg = Config.fromfile(os.path.join(REPO_ROOT, path))
     stage1 = cfg.load_from
     assert 'stage1' in stage1 and not os.path.isabs(stage1)

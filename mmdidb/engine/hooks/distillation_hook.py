@@ -33,7 +33,7 @@ class DistillationHook(Hook):
         model = dict(type='DistilledImageClassifier', ...)
         custom_hooks = [
             dict(type='DistillationHook',
-                 teacher='configs/didbvit/vit-deit-small-fp_cifar100.py',
+                 teacher='configs/didbvit/deit-s-fp_cifar100.py',
                  teacher_checkpoint='work_dirs/.../epoch_300.pth',
                  loss_weight=0.9, tau=1.0),
         ]
