@@ -68,8 +68,8 @@ def teacher(data_root, tmp_path_factory):
 
 
 def with_teacher(options, teacher, init=True):
-    """Point the config's teacher (custom_hooks.2) and init at ``teacher``."""
-    extra = [f'custom_hooks.2.teacher_checkpoint={teacher}']
+    """Point the config's teacher and init at ``teacher``."""
+    extra = [f'teacher_checkpoint={teacher}']
     return options + extra + ([f'load_from={teacher}'] if init else [])
 
 

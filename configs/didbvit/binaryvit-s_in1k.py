@@ -12,14 +12,15 @@ _base_ = [
 teacher_config = 'configs/didbvit/binaryvit-s-fp_in1k.py'
 fp_checkpoint = 'work_dirs/binaryvit-s-fp_in1k/epoch_300.pth'
 load_from = fp_checkpoint
+# the DistillationHook below reads it
+teacher_checkpoint = fp_checkpoint
 custom_hooks = [
     dict(type='ReseedHook'),
     dict(type='LoadFromCheckHook'),
-    # custom_hooks.2: (1 - 0.9)·CE + 0.9·KD from the frozen FP teacher
+    # (1 - 0.9)·CE + 0.9·KD from the frozen FP teacher
     dict(
         type='DistillationHook',
         teacher=teacher_config,
-        teacher_checkpoint=fp_checkpoint,
         loss_weight=0.9,
         tau=1.0),
 ]

@@ -13,20 +13,21 @@ model = dict(head=dict(num_classes=1000))
 teacher_config = 'configs/didbvit/deit-t-fp_in1k.py'
 # mmpretrain's FP DeiT-Tiny (model zoo, downloaded on first use): the
 # teacher and the initialisation. A local copy: --cfg-options
-# load_from=PATH custom_hooks.2.teacher_checkpoint=PATH
+# load_from=PATH teacher_checkpoint=PATH
 fp_checkpoint = 'https://download.openmmlab.com/mmclassification/v0/deit/deit-tiny_pt-4xb256_in1k_20220218-13b382a0.pth'
 # FP weights; the binarizers', norms' and activations' own parameters are
 # reported missing and keep their initialisation
 load_from = fp_checkpoint
+# the DistillationHook below reads it
+teacher_checkpoint = fp_checkpoint
 custom_hooks = [
     dict(type='ReseedHook'),
     # a missing load_from fails before training, saying what writes it
     dict(type='LoadFromCheckHook'),
-    # custom_hooks.2: (1 - 0.9)·CE + 0.9·KD from the frozen FP teacher
+    # (1 - 0.9)·CE + 0.9·KD from the frozen FP teacher
     dict(
         type='DistillationHook',
         teacher=teacher_config,
-        teacher_checkpoint=fp_checkpoint,
         loss_weight=0.9,
         tau=1.0),
 ]

@@ -17,15 +17,16 @@ fp_checkpoint = 'work_dirs/deit-t-fp_tiny-imagenet/epoch_300.pth'
 # FP weights; the binarizers', norms' and activations' own parameters are
 # reported missing and keep their initialisation
 load_from = fp_checkpoint
+# the DistillationHook below reads it
+teacher_checkpoint = fp_checkpoint
 custom_hooks = [
     dict(type='ReseedHook'),
     # a missing load_from fails before training, saying what writes it
     dict(type='LoadFromCheckHook'),
-    # custom_hooks.2: (1 - 0.9)·CE + 0.9·KD from the frozen FP teacher
+    # (1 - 0.9)·CE + 0.9·KD from the frozen FP teacher
     dict(
         type='DistillationHook',
         teacher=teacher_config,
-        teacher_checkpoint=fp_checkpoint,
         loss_weight=0.9,
         tau=1.0),
 ]

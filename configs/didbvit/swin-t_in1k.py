@@ -10,21 +10,22 @@ _base_ = [
 teacher_config = 'configs/didbvit/swin-t-fp_in1k.py'
 # mmpretrain's FP Swin-Tiny (81.2 % top-1, model zoo; downloaded on first
 # use): the teacher and the initialisation. A local copy: --cfg-options
-# load_from=PATH custom_hooks.2.teacher_checkpoint=PATH
+# load_from=PATH teacher_checkpoint=PATH
 fp_checkpoint = ('https://download.openmmlab.com/mmclassification/v0/'
                  'swin-transformer/'
                  'swin_tiny_224_b16x64_300e_imagenet_20210616_090925-66df6be6.pth')
 # FP weights (qkv split, FFN keys renamed on load); the binarizers', norms',
 # activations' and D(V)'s own parameters are reported missing
 load_from = fp_checkpoint
+# the DistillationHook below reads it
+teacher_checkpoint = fp_checkpoint
 custom_hooks = [
     dict(type='ReseedHook'),
     dict(type='LoadFromCheckHook'),
-    # custom_hooks.2: (1 - 0.9)·CE + 0.9·KD from the frozen FP teacher
+    # (1 - 0.9)·CE + 0.9·KD from the frozen FP teacher
     dict(
         type='DistillationHook',
         teacher=teacher_config,
-        teacher_checkpoint=fp_checkpoint,
         loss_weight=0.9,
         tau=1.0),
 ]

@@ -11,15 +11,16 @@ teacher_config = 'configs/didbvit/vit-mini-fp_fashion-mnist.py'
 # the teacher's last checkpoint (its config trains 3 epochs)
 fp_checkpoint = 'work_dirs/vit-mini-fp_fashion-mnist/epoch_3.pth'
 load_from = fp_checkpoint
+# the DistillationHook below reads it
+teacher_checkpoint = fp_checkpoint
 custom_hooks = [
     dict(type='ReseedHook'),
     # a missing load_from fails before training, saying what writes it
     dict(type='LoadFromCheckHook'),
-    # custom_hooks.2: (1 - 0.9)·CE + 0.9·KD from the frozen FP teacher
+    # (1 - 0.9)·CE + 0.9·KD from the frozen FP teacher
     dict(
         type='DistillationHook',
         teacher=teacher_config,
-        teacher_checkpoint=fp_checkpoint,
         loss_weight=0.9,
         tau=1.0),
 ]

@@ -69,9 +69,7 @@ def train(config, epochs, work_root, teacher_checkpoint=None):
     if teacher_checkpoint is not None:
         # the checkpoint of the FP run above, whatever its epoch count
         cfg.load_from = teacher_checkpoint
-        for hook in cfg.custom_hooks:
-            if hook.get('type') == 'DistillationHook':
-                hook['teacher_checkpoint'] = teacher_checkpoint
+        cfg.teacher_checkpoint = teacher_checkpoint
     runner = Runner.from_cfg(cfg)
     recorder = MetricsRecorderHook()
     runner.register_hook(recorder)
