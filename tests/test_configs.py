@@ -4,6 +4,7 @@ import os
 
 import pytest
 import torch
+import yaml
 from mmengine.config import Config
 from mmengine.runner import Runner
 
@@ -54,7 +55,7 @@ def tiny_config(path, tmp_path, work_dir):
 
 
 def test_configs_are_found():
-    assert 'configs/didbvit/didbvit-mini_fashion-mnist.py' in CONFIGS
+    assert 'configs/didbvit/vit-mini_fashion-mnist.py' in CONFIGS
     assert len(CONFIGS) >= 3
 
 
@@ -71,3 +72,23 @@ def test_config_trains_one_iteration(path, tmp_path):
     assert glob.glob(str(tmp_path / 'work' / '*_1.pth'))
     if distillation_hooks(cfg):  # the KD term was part of the loss
         assert runner.message_hub.get_scalar('train/loss_kd').current() > 0
+
+
+def test_metafile_lists_every_config_and_only_existing_ones():
+    """configs/didbvit/metafile.yml (OpenMMLab model index) is complete."""
+    with open(os.path.join(REPO_ROOT, 'model-index.yml')) as f:
+        imports = yaml.safe_load(f)['Import']
+    listed = []
+    for metafile in imports:
+        with open(os.path.join(REPO_ROOT, metafile)) as f:
+            meta = yaml.safe_load(f)
+        collections = {c['Name'] for c in meta['Collections']}
+        for model in meta['Models']:
+            assert model['In Collection'] in collections, model['Name']
+            assert os.path.isfile(os.path.join(REPO_ROOT, model['Config'])), \
+                model['Config']
+            assert model['Name'] == os.path.splitext(
+                os.path.basename(model['Config']))[0]
+            listed.append(model['Config'])
+    assert len(listed) == len(set(listed))
+    assert sorted(listed) == CONFIGS

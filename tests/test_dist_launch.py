@@ -19,7 +19,7 @@ dist_launch = load_tool('tools/dist_launch.py')
 describe_failure, exit_status = (dist_launch.describe_failure,
                                  dist_launch.exit_status)
 
-CONFIG = 'configs/didbvit/didbvit-mini_fashion-mnist.py'
+CONFIG = 'configs/didbvit/vit-mini_fashion-mnist.py'
 
 
 def launch(cmd, **env):

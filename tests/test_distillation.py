@@ -19,7 +19,7 @@ from helpers import REPO_ROOT, make_fashion_mnist
 from tiny import MAKERS
 from tiny.classification import prepare_classification
 
-DISTILL = 'configs/didbvit/didbvit-mini-distill_fashion-mnist.py'
+DISTILL = 'configs/didbvit/vit-mini-distill_fashion-mnist.py'
 TEACHER = 'configs/didbvit/vit-mini-fp_fashion-mnist.py'
 
 
@@ -62,8 +62,8 @@ def distill_cfg(tmp_path, data_root, teacher_ckpt, batch_size=8):
     cfg.train_cfg.max_epochs = 1
     cfg.work_dir = str(tmp_path / 'work')
     cfg.default_hooks.logger.interval = 1
-    cfg.load_from = teacher_ckpt
-    distill_hook(cfg).teacher_checkpoint = teacher_ckpt
+    cfg.merge_from_dict(dict(load_from=teacher_ckpt,
+                             teacher_checkpoint=teacher_ckpt))
     return cfg
 
 
@@ -205,7 +205,7 @@ def test_testing_a_distilled_checkpoint_needs_no_teacher(tmp_path, data_root,
     trained = runner.model.state_dict()
     cfg = distill_cfg(tmp_path / 'test', data_root, teacher_ckpt)
     cfg.load_from = str(tmp_path / 'work' / 'epoch_1.pth')
-    distill_hook(cfg).teacher_checkpoint = str(tmp_path / 'nowhere.pth')
+    cfg.teacher_checkpoint = str(tmp_path / 'nowhere.pth')
     tester = Runner.from_cfg(cfg)
     metrics = tester.test()
     assert 'accuracy/top1' in metrics and tester.model.teacher is None
@@ -312,10 +312,41 @@ def _fails_before_training(cfg, error, match):
 def test_missing_teacher_checkpoint_fails_before_training(
         tmp_path, data_root, teacher_ckpt):
     cfg = distill_cfg(tmp_path, data_root, teacher_ckpt)
-    distill_hook(cfg).teacher_checkpoint = str(tmp_path / 'nowhere.pth')
+    cfg.teacher_checkpoint = str(tmp_path / 'nowhere.pth')
     _fails_before_training(
         cfg, FileNotFoundError,
         r"teacher_checkpoint='.*nowhere.pth' does not exist")
+
+
+def test_teacher_checkpoint_is_overridden_by_name(tmp_path, data_root,
+                                                teacher_ckpt):
+    """``--cfg-options teacher_checkpoint=PATH`` reaches the hook."""
+    cfg = distill_cfg(tmp_path, data_root, str(tmp_path / 'config.pth'))
+    assert 'teacher_checkpoint' not in distill_hook(cfg)
+    cfg.merge_from_dict(dict(teacher_checkpoint=teacher_ckpt))
+    runner = Runner.from_cfg(cfg)
+    hook = next(h for h in runner.hooks if isinstance(h, DistillationHook))
+    hook.before_train(runner)
+    assert hook.teacher_checkpoint == teacher_ckpt
+    assert runner.model.teacher is not None
+
+
+def test_the_hooks_own_teacher_checkpoint_wins(tmp_path, data_root,
+                                               teacher_ckpt):
+    cfg = distill_cfg(tmp_path, data_root, str(tmp_path / 'nowhere.pth'))
+    distill_hook(cfg).teacher_checkpoint = teacher_ckpt
+    runner = Runner.from_cfg(cfg)
+    hook = next(h for h in runner.hooks if isinstance(h, DistillationHook))
+    hook.before_train(runner)
+    assert hook.teacher_checkpoint == teacher_ckpt
+
+
+def test_no_teacher_checkpoint_anywhere_fails_before_training(
+        tmp_path, data_root, teacher_ckpt):
+    cfg = distill_cfg(tmp_path, data_root, teacher_ckpt)
+    cfg.teacher_checkpoint = None
+    _fails_before_training(
+        cfg, ValueError, r'--cfg-options teacher_checkpoint=PATH')
 
 
 def test_teacher_with_other_classes_fails_before_training(
@@ -361,7 +392,7 @@ def test_student_without_a_teacher_says_how_to_attach_one():
 
 def test_stage2_config_without_the_stage1_checkpoint_fails_before_training(
         tmp_path, monkeypatch):
-    path = 'configs/didbvit/didbvit-deit-tiny-stage2_tiny-imagenet.py'
+    path = 'configs/didbvit/deit-t-stage2_tiny-imagenet.py'
     cfg = Config.fromfile(os.path.join(REPO_ROOT, path))
     stage1 = cfg.load_from
     assert 'stage1' in stage1 and not os.path.isabs(stage1)

@@ -16,7 +16,7 @@ from mmdidb.compat import safe_torch_load
 
 from helpers import REPO_ROOT, load_tool, make_fashion_mnist
 
-CONFIG = 'configs/didbvit/didbvit-mini-distill_fashion-mnist.py'
+CONFIG = 'configs/didbvit/vit-mini-distill_fashion-mnist.py'
 TEACHER = 'configs/didbvit/vit-mini-fp_fashion-mnist.py'
 TRAIN = [sys.executable, 'tools/train.py']
 
@@ -68,8 +68,8 @@ def teacher(data_root, tmp_path_factory):
 
 
 def with_teacher(options, teacher, init=True):
-    """Point the config's teacher (custom_hooks.2) and init at ``teacher``."""
-    extra = [f'custom_hooks.2.teacher_checkpoint={teacher}']
+    """Point the config's teacher and init at ``teacher``."""
+    extra = [f'teacher_checkpoint={teacher}']
     return options + extra + ([f'load_from={teacher}'] if init else [])
 
 
@@ -139,6 +139,6 @@ def test_compare_benchmark_with_distill(data_root, tmp_path, monkeypatch,
     rows = [line for line in output.read_text().splitlines()
             if line.startswith('| ') and 'configs/' in line]
     assert len(rows) == 4
-    assert 'didbvit-mini-distill_fashion-mnist.py` | 1 |' in rows[-1]
-    assert (work / 'didbvit-mini-distill_fashion-mnist' /
+    assert 'vit-mini-distill_fashion-mnist.py` | 1 |' in rows[-1]
+    assert (work / 'vit-mini-distill_fashion-mnist' /
             'epoch_1.pth').is_file()

@@ -104,7 +104,7 @@ def test_full_precision_vit_is_all_flops():
 
 def test_config_path_prints_the_table(capsys):
     config = os.path.join(REPO_ROOT, 'configs', 'didbvit',
-                          'didbvit-mini_fashion-mnist.py')
+                          'vit-mini_fashion-mnist.py')
     result, = get_ops.main([config])
     out = capsys.readouterr().out
     # mini: C=64, F=256, 4 layers, 28x28 grey input in 7x7 patches

@@ -381,7 +381,7 @@ def test_sizes_not_divisible_by_the_patch_are_named():
 
 
 def test_a_crop_not_divisible_stops_the_run_before_training(tmp_path):
-    cfg = load('didbvit-mini_nuclei.py')
+    cfg = load('vit-mini_nuclei.py')
     root = make_binary_seg(str(tmp_path / 'nuclei'), foreground=255)
     for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         cfg[loader].dataset.data_root = root

@@ -16,7 +16,7 @@ import torch
 
 from helpers import REPO_ROOT, make_fashion_mnist
 
-CONFIG = 'configs/didbvit/didbvit-mini_fashion-mnist.py'
+CONFIG = 'configs/didbvit/vit-mini_fashion-mnist.py'
 ACCURACY = re.compile(r'accuracy/top1: ([0-9.]+)')
 
 

@@ -18,7 +18,7 @@ from mmdidb.models.layers import DIBA, sign
 from helpers import load_tool
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
-CONFIG = osp.join(REPO, 'configs/didbvit/didbvit-mini_fashion-mnist.py')
+CONFIG = osp.join(REPO, 'configs/didbvit/vit-mini_fashion-mnist.py')
 
 
 def _load_tool():

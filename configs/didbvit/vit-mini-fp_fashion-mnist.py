@@ -1,6 +1,6 @@
 # Full-precision baseline of the same size: mmpretrain's own ViT (DeiT
 # topology) with the quick-start arch.
-_base_ = ['./didbvit-mini_fashion-mnist.py']
+_base_ = ['./vit-mini_fashion-mnist.py']
 model = dict(
     backbone=dict(
         _delete_=True,

@@ -1,6 +1,6 @@
 # Full-precision baseline of the nuclei demo: mmpretrain's ViT with the same
 # mini arch, patches and heads, trained the same way.
-_base_ = ['./didbvit-mini_nuclei.py']
+_base_ = ['./vit-mini_nuclei.py']
 model = dict(
     backbone=dict(
         _delete_=True,

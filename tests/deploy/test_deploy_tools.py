@@ -20,10 +20,10 @@ from mmdidb.models.deploy import META_KEY
 from .deploy_helpers import randomise
 from helpers import REPO_ROOT, load_tool, make_fashion_mnist
 
-CONFIG = 'configs/didbvit/didbvit-mini_fashion-mnist.py'
+CONFIG = 'configs/didbvit/vit-mini_fashion-mnist.py'
 #: the quick-start model and the window / pyramid backbones
-CONFIGS = (CONFIG, 'configs/didbvit/didbswin-mini_fashion-mnist.py',
-           'configs/didbvit/didbbinaryvit-mini_fashion-mnist.py')
+CONFIGS = (CONFIG, 'configs/didbvit/swin-mini_fashion-mnist.py',
+           'configs/didbvit/binaryvit-mini_fashion-mnist.py')
 
 
 def run(cmd):

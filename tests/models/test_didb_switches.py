@@ -217,7 +217,7 @@ def test_default_switches_build_todays_model():
 @pytest.mark.parametrize('mult', [None, 0.1])
 def test_alpha_lr_multiplier_reaches_the_param_groups(mult):
     cfg = Config.fromfile(osp.join(
-        REPO, 'configs/didbvit/didbvit-mini_fashion-mnist.py'))
+        REPO, 'configs/didbvit/vit-mini_fashion-mnist.py'))
     # the config names the key (dot-free, so --cfg-options can set it)
     assert cfg.optim_wrapper.paramwise_cfg.custom_keys == dict(
         attn_binarizer=dict(lr_mult=1.0))

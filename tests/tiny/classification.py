@@ -82,7 +82,8 @@ def prepare_classification(cfg, tmp_path):
     for i, hook in enumerate(distillation_hooks(cfg)):
         teacher = shrink_images(teacher_model_cfg(hook['teacher']))
         path = _teacher_checkpoint(teacher, tmp_path / f'teacher_{i}.pth')
-        if load_from == hook['teacher_checkpoint']:
+        if load_from == hook.get('teacher_checkpoint',
+                                 cfg.get('teacher_checkpoint')):
             cfg.load_from = path
         hook['teacher'] = teacher
         hook['teacher_checkpoint'] = path

@@ -1,6 +1,6 @@
 """Seeded ablation of DIDB-ViT's modules on Fashion-MNIST, on a finer grid.
 
-Every variant is the quick-start config (``didbvit-mini_fashion-mnist.py``)
+Every variant is the quick-start config (``vit-mini_fashion-mnist.py``)
 plus ``--cfg-options`` (the FP row uses the FP ViT config), trained with the
 same budget at the token grid ``--grid`` (patch size ``28 // grid``) for each
 of ``--seeds``. Each finished (variant, seed) is appended to a JSON results

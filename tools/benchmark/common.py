@@ -423,7 +423,7 @@ def classifier_cfg(arch: str,
 # ---------------------------------------------- the Fashion-MNIST ablation
 #: The config of every ablation variant but the full-precision one: the
 #: quick start's.
-ABLATION_BASE = 'configs/didbvit/didbvit-mini_fashion-mnist.py'
+ABLATION_BASE = 'configs/didbvit/vit-mini_fashion-mnist.py'
 _ABLATION_FP = 'configs/didbvit/vit-mini-fp_fashion-mnist.py'
 _ALPHA_LR = 'optim_wrapper.paramwise_cfg.custom_keys.attn_binarizer.lr_mult'
 

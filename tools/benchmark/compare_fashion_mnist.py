@@ -5,7 +5,7 @@ prints a table (top-1 on the 10k test split, training time, parameters) and
 writes it to ``docs/benchmarks.md`` under "Fashion-MNIST quick start".
 
 With ``--with-distill`` it then trains the distilled DIDB-ViT
-(``didbvit-mini-distill_fashion-mnist.py``: initialised from the FP ViT just
+(``vit-mini-distill_fashion-mnist.py``: initialised from the FP ViT just
 trained and distilled from it) and adds its row.
 
 ``--set backbones`` trains the small DIDBSwin and DIDBBinaryViT instead,
@@ -30,27 +30,27 @@ import common
 REPO = str(common.REPO)
 RUNS = (
     ('DIDB-ViT (W1A1, all DIDB modules)',
-     'configs/didbvit/didbvit-mini_fashion-mnist.py'),
+     'configs/didbvit/vit-mini_fashion-mnist.py'),
     ('naive binary ViT (W1A1, DIDB modules off)',
-     'configs/didbvit/didbvit-mini-naive_fashion-mnist.py'),
+     'configs/didbvit/vit-mini-naive_fashion-mnist.py'),
     ('full-precision ViT (mmpretrain VisionTransformer)',
      'configs/didbvit/vit-mini-fp_fashion-mnist.py'),
 )
 #: Trained after RUNS with --with-distill: its teacher (and initialisation)
 #: is the FP run of RUNS.
 DISTILL_RUN = ('DIDB-ViT distilled (W1A1, FP ViT as init and teacher)',
-               'configs/didbvit/didbvit-mini-distill_fashion-mnist.py')
+               'configs/didbvit/vit-mini-distill_fashion-mnist.py')
 TEACHER_CONFIG = 'configs/didbvit/vit-mini-fp_fashion-mnist.py'
 SECTION = '## Fashion-MNIST quick start (tools/benchmark/compare_fashion_mnist.py)'
 BACKBONE_RUNS = (
     ('DIDBSwin mini (W1A1, all DIDB modules)',
-     'configs/didbvit/didbswin-mini_fashion-mnist.py'),
+     'configs/didbvit/swin-mini_fashion-mnist.py'),
     ('naive binary Swin mini (W1A1, DIDB modules off)',
-     'configs/didbvit/didbswin-mini-naive_fashion-mnist.py'),
+     'configs/didbvit/swin-mini-naive_fashion-mnist.py'),
     ('DIDBBinaryViT mini (W1A1, all DIDB modules)',
-     'configs/didbvit/didbbinaryvit-mini_fashion-mnist.py'),
+     'configs/didbvit/binaryvit-mini_fashion-mnist.py'),
     ('naive binary BinaryViT mini (W1A1, DIDB modules off)',
-     'configs/didbvit/didbbinaryvit-mini-naive_fashion-mnist.py'),
+     'configs/didbvit/binaryvit-mini-naive_fashion-mnist.py'),
 )
 BACKBONE_SECTION = ('## Fashion-MNIST, more backbones '
                     '(tools/benchmark/compare_fashion_mnist.py --set '
@@ -69,9 +69,7 @@ def train(config, epochs, work_root, teacher_checkpoint=None):
     if teacher_checkpoint is not None:
         # the checkpoint of the FP run above, whatever its epoch count
         cfg.load_from = teacher_checkpoint
-        for hook in cfg.custom_hooks:
-            if hook.get('type') == 'DistillationHook':
-                hook['teacher_checkpoint'] = teacher_checkpoint
+        cfg.teacher_checkpoint = teacher_checkpoint
     runner = Runner.from_cfg(cfg)
     recorder = MetricsRecorderHook()
     runner.register_hook(recorder)

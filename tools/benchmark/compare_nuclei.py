@@ -35,9 +35,9 @@ PREPARE = osp.join(REPO, 'tools', 'dataset_converters', 'prepare_nuclei.py')
 
 RUNS = (
     ('DIDB-ViT (W1A1, all DIDB modules)',
-     'configs/didbvit/didbvit-mini_nuclei.py'),
+     'configs/didbvit/vit-mini_nuclei.py'),
     ('naive binary ViT (W1A1, DIDB modules off)',
-     'configs/didbvit/didbvit-mini-naive_nuclei.py'),
+     'configs/didbvit/vit-mini-naive_nuclei.py'),
     ('full-precision ViT (mmpretrain VisionTransformer)',
      'configs/didbvit/vit-mini-fp_nuclei.py'),
 )

@@ -74,7 +74,7 @@ REPO = common.REPO
 HEADING = '## CPU inference (tools/benchmark/inference_cpu.py)'
 MODELS = common.ARCHS + ('mini', )
 #: The quick-start model and its FP twin.
-MINI = ('configs/didbvit/didbvit-mini_fashion-mnist.py',
+MINI = ('configs/didbvit/vit-mini_fashion-mnist.py',
         'configs/didbvit/vit-mini-fp_fashion-mnist.py')
 #: engine key -> row label (DIDB's label gets the ISA path appended)
 ENGINES = {

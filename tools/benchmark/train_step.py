@@ -3,7 +3,7 @@
 Two measurements, each model in its own subprocess (so that peak RSS,
 ``ru_maxrss``, belongs to that model alone):
 
-- ``mini``: the quick-start classifiers (``didbvit-mini_fashion-mnist.py``,
+- ``mini``: the quick-start classifiers (``vit-mini_fashion-mnist.py``,
   its naive binary and FP twins) at the config's batch size (256) on random
   28x28 images: time per training step (forward + backward + gradient
   clipping + AdamW, as the config trains), split into its phases;
@@ -49,9 +49,9 @@ REPO = common.REPO
 HEADING = common.TRAINING_STEP_HEADING
 
 #: (label, config) of the quick-start classifiers.
-MINI = (('DIDB-ViT W1A1', 'configs/didbvit/didbvit-mini_fashion-mnist.py'),
+MINI = (('DIDB-ViT W1A1', 'configs/didbvit/vit-mini_fashion-mnist.py'),
         ('naive binary ViT', 'configs/didbvit/'
-         'didbvit-mini-naive_fashion-mnist.py'),
+         'vit-mini-naive_fashion-mnist.py'),
         ('FP ViT', 'configs/didbvit/vit-mini-fp_fashion-mnist.py'))
 #: (label, config) of the DeiT-S UPerNet segmenters.
 SEG = (('DIDB-ViT W1A1 UPerNet', 'configs/didbvit/deit-s_ade20k.py'),

@@ -5,8 +5,8 @@ of DIDB-ViT DeiT-S on the GPU takes at most 2x the FP DeiT-S step at the
 same batch, in the precision the FP model trains in.
 
 Both classifiers are built from their ImageNet configs (``--model
-deit-small``: ``configs/didbvit/didbvit-deit-small_in1k.py`` and its FP twin
-``configs/didbvit/vit-deit-small-fp_in1k.py``) with random weights, and
+deit-small``: ``configs/didbvit/deit-s_in1k.py`` and its FP twin
+``configs/didbvit/deit-s-fp_in1k.py``) with random weights, and
 trained for ``--warmup`` untimed then ``--steps`` timed steps on one random
 batch (``--batch``, 224x224 images, random labels). A step is what the
 configs train:
@@ -80,11 +80,11 @@ HEADING = common.TRAINING_STEP_HEADING
 #: model -> ((label, config) of DIDB-ViT, (label, config) of the FP twin).
 PAIRS = {
     'deit-small': (('DIDB-ViT DeiT-S', 'configs/didbvit/'
-                    'didbvit-deit-small_in1k.py'),
-                   ('FP DeiT-S', 'configs/didbvit/vit-deit-small-fp_in1k.py')),
+                    'deit-s_in1k.py'),
+                   ('FP DeiT-S', 'configs/didbvit/deit-s-fp_in1k.py')),
     'deit-tiny': (('DIDB-ViT DeiT-T', 'configs/didbvit/'
-                   'didbvit-deit-tiny_in1k.py'),
-                  ('FP DeiT-T', 'configs/didbvit/vit-deit-tiny-fp_in1k.py')),
+                   'deit-t_in1k.py'),
+                  ('FP DeiT-T', 'configs/didbvit/deit-t-fp_in1k.py')),
 }
 #: ``--tiny``: the backbone arch, input size, patch size and classes.
 TINY = dict(arch=dict(embed_dims=32, num_layers=2, num_heads=2,

@@ -2,7 +2,7 @@
 # and activations, the DIDB modules off and GELU activations. BinaryViT has
 # no mmpretrain counterpart or public FP checkpoint, so this model is the
 # teacher (and initialisation) of the distilled DIDBBinaryViT configs and
-# has to be trained first (binaryvit-small-fp_in1k.py).
+# has to be trained first (binaryvit-s-fp_in1k.py).
 _base_ = ['./didbbinaryvit-small.py']
 model = dict(
     type='ImageClassifier',

@@ -1,7 +1,7 @@
 """Knowledge distillation from a frozen full-precision teacher."""
 import copy
 import os.path as osp
-from typing import Union
+from typing import Optional, Union
 
 import torch
 from mmengine.config import Config, ConfigDict
@@ -33,10 +33,14 @@ class DistillationHook(Hook):
         model = dict(type='DistilledImageClassifier', ...)
         custom_hooks = [
             dict(type='DistillationHook',
-                 teacher='configs/didbvit/vit-deit-small-fp_cifar100.py',
-                 teacher_checkpoint='work_dirs/.../epoch_300.pth',
+                 teacher='configs/didbvit/deit-s-fp_cifar100.py',
                  loss_weight=0.9, tau=1.0),
         ]
+        teacher_checkpoint = 'work_dirs/deit-s-fp_cifar100/epoch_300.pth'
+
+    The teacher's weights are the config's top-level ``teacher_checkpoint``
+    (beside ``load_from``, and overridden the same way: ``--cfg-options
+    teacher_checkpoint=PATH``) unless the hook is given its own.
 
     The teacher is built and loaded in ``before_train`` (``tools/test.py``
     with the same config does not need the teacher checkpoint), in eval
@@ -58,8 +62,10 @@ class DistillationHook(Hook):
             (any mmpretrain classifier; its top-level ``data_preprocessor``
             is used as mmengine's Runner does; ``mmpretrain::`` paths
             work), or the model config dict itself.
-        teacher_checkpoint (str): The teacher's weights: a local file or a
-            URL. Required: a random teacher teaches nothing.
+        teacher_checkpoint (str, optional): The teacher's weights: a local
+            file or a URL. Defaults to None: the runner config's top-level
+            ``teacher_checkpoint``. One of the two is required: a random
+            teacher teaches nothing.
         loss_weight (float): Weight ``w`` of KD, in [0, 1]. Defaults to 0.9
             (the paper's ``0.1 · CE + 0.9 · KD``).
         tau (float): Distillation temperature. Defaults to 1.
@@ -71,7 +77,7 @@ class DistillationHook(Hook):
 
     def __init__(self,
                  teacher: Union[str, dict],
-                 teacher_checkpoint: str,
+                 teacher_checkpoint: Optional[str] = None,
                  loss_weight: float = 0.9,
                  tau: float = 1.0,
                  strict: bool = True):
@@ -80,10 +86,8 @@ class DistillationHook(Hook):
             raise TypeError(
                 'DistillationHook: teacher must be a config file path or a '
                 f'model config dict, got {teacher!r}')
-        if not isinstance(teacher_checkpoint, str) or not teacher_checkpoint:
-            raise ValueError(
-                'DistillationHook: teacher_checkpoint must be the path or URL '
-                f'of the trained teacher, got {teacher_checkpoint!r}')
+        if teacher_checkpoint is not None:
+            _check_checkpoint_arg(teacher_checkpoint)
         self.teacher = teacher
         self.teacher_checkpoint = teacher_checkpoint
         self.loss_weight = float(loss_weight)
@@ -97,6 +101,9 @@ class DistillationHook(Hook):
             raise TypeError(
                 'DistillationHook needs model.type='
                 f"'DistilledImageClassifier', got {type(student).__name__}")
+        if self.teacher_checkpoint is None:
+            self.teacher_checkpoint = runner.cfg.get('teacher_checkpoint')
+            _check_checkpoint_arg(self.teacher_checkpoint)
         _check_checkpoint_exists(self.teacher_checkpoint)
         # the teacher is an mmpretrain classifier whatever scope is current
         # (a segmentation runner in the same process leaves 'mmseg' behind)
@@ -126,6 +133,14 @@ class DistillationHook(Hook):
             tau=self.tau)
 
 
+def _check_checkpoint_arg(path) -> None:
+    if not isinstance(path, str) or not path:
+        raise ValueError(
+            'DistillationHook: teacher_checkpoint must be the path or URL of '
+            f'the trained teacher, got {path!r} (set the config\'s top-level '
+            'teacher_checkpoint, e.g. --cfg-options teacher_checkpoint=PATH)')
+
+
 def _check_checkpoint_exists(path: str) -> None:
     if '://' in path:  # URLs are fetched (and checked) by load_checkpoint
         return
@@ -134,8 +149,7 @@ def _check_checkpoint_exists(path: str) -> None:
             f'DistillationHook: teacher_checkpoint={path!r} does not exist. '
             'Train the teacher config first (or download its weights) and '
             'point teacher_checkpoint at the file, e.g. --cfg-options '
-            'custom_hooks.<index>.teacher_checkpoint=PATH (index 2 in '
-            "mmdidb's distillation configs)")
+            'teacher_checkpoint=PATH')
 
 
 def teacher_model_cfg(teacher: Union[str, dict]) -> dict:

@@ -1,0 +1,5 @@
+# Naive binary baseline: the single-stage W1A1 config (same init, teacher
+# and schedule) with every DIDB module off: plain binarized A·V, plain Q·Kᵀ,
+# RPReLU.
+_base_ = ['./deit-t_in1k.py']
+model = dict(backbone=dict(diba=False, hfsc=False, irprelu=False))

@@ -1,0 +1,8 @@
+# Two-stage training, stage 1 (METHOD.md, section 6): binary activations
+# with full-precision weights (W32A1), initialised from the FP DeiT-Tiny and
+# distilled from it, as the single-stage config. Both stages in order:
+#   bash tools/two_stage_train.sh \
+#       configs/didbvit/deit-t-stage1_tiny-imagenet.py \
+#       configs/didbvit/deit-t-stage2_tiny-imagenet.py [GPUS]
+_base_ = ['./deit-t_tiny-imagenet.py']
+model = dict(backbone=dict(binary_weights=False))

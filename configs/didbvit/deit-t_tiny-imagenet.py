@@ -1,0 +1,32 @@
+# DIDB-ViT DeiT-Tiny (W1A1) on Tiny-ImageNet, single-stage (the paper's
+# default): initialised from the full-precision DeiT-Tiny and distilled from
+# it, loss 0.1·CE + 0.9·KD (METHOD.md, section 6).
+# Paper: +2.1 points over BFD.
+_base_ = [
+    '../_base_/models/didbvit-deit-tiny.py',
+    '../_base_/datasets/tiny-imagenet_224.py',
+    '../_base_/schedules/didbvit_adamw_cosine_300e.py',
+    '../_base_/default_runtime.py',
+]
+model = dict(head=dict(num_classes=200))
+
+teacher_config = 'configs/didbvit/deit-t-fp_tiny-imagenet.py'
+# the last checkpoint of the FP DeiT-Tiny config (300 epochs): the teacher
+# and the initialisation
+fp_checkpoint = 'work_dirs/deit-t-fp_tiny-imagenet/epoch_300.pth'
+# FP weights; the binarizers', norms' and activations' own parameters are
+# reported missing and keep their initialisation
+load_from = fp_checkpoint
+# the DistillationHook below reads it
+teacher_checkpoint = fp_checkpoint
+custom_hooks = [
+    dict(type='ReseedHook'),
+    # a missing load_from fails before training, saying what writes it
+    dict(type='LoadFromCheckHook'),
+    # (1 - 0.9)·CE + 0.9·KD from the frozen FP teacher
+    dict(
+        type='DistillationHook',
+        teacher=teacher_config,
+        loss_weight=0.9,
+        tau=1.0),
+]

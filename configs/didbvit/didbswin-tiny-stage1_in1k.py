@@ -1,6 +1,0 @@
-# Two-stage training, stage 1: W32A1 DIDBSwin-T, initialised from and
-# distilled by the FP Swin-T. Both stages in order:
-#   bash tools/two_stage_train.sh configs/didbvit/didbswin-tiny-stage1_in1k.py \
-#       configs/didbvit/didbswin-tiny-stage2_in1k.py [GPUS]
-_base_ = ['./didbswin-tiny_in1k.py']
-model = dict(backbone=dict(binary_weights=False))

@@ -1,8 +1,0 @@
-# Two-stage training, stage 1 (METHOD.md, section 6): binary activations
-# with full-precision weights (W32A1), initialised from the FP DeiT-Small and
-# distilled from it, as the single-stage config. Both stages in order:
-#   bash tools/two_stage_train.sh \
-#       configs/didbvit/didbvit-deit-small-stage1_tiny-imagenet.py \
-#       configs/didbvit/didbvit-deit-small-stage2_tiny-imagenet.py [GPUS]
-_base_ = ['./didbvit-deit-small_tiny-imagenet.py']
-model = dict(backbone=dict(binary_weights=False))
