@@ -42,8 +42,8 @@ class DIDBSwin(DIDBBackbone):
     mmpretrain's :class:`SwinTransformer` (``qkv`` is split on load), so
     ``init_cfg=dict(type='Pretrained', checkpoint=<FP Swin>)`` (or mmseg's
     ``pretrained``) initialises every binary layer from mmpretrain's,
-    mmseg's converted or the official Swin release's keys (see
-    :mod:`.ckpt_convert`); only the binarizers', wrappers' norms' and
+    mmseg's converted, the official Swin release's or timm's (>= 0.9) keys
+    (see :mod:`.ckpt_convert`); only the binarizers', wrappers' norms' and
     activations' own parameters are new.
 
     Inputs that are not a multiple of the patch size are padded at the
