@@ -44,10 +44,10 @@ class DIDBStage(nn.Module):
 
 
 class DIDBBackbone(PretrainedMixin, DeployableMixin, BaseBackbone):
-    """What every DIDB backbone shares; a backbone adds its arch zoo,
-    topology and ``forward``.
+    """The plumbing every DIDB backbone shares.
 
-    This base owns:
+    A backbone adds its arch zoo (``arch_zoo``), its topology (built in
+    ``__init__``) and ``forward``; this base owns the rest:
 
     - **The DIDB switches.** Flat keyword arguments, declared once with their
       defaults (:data:`~mmdidb.models.backbones.switches.DIDB_SWITCHES`) and
@@ -142,8 +142,10 @@ class DIDBBackbone(PretrainedMixin, DeployableMixin, BaseBackbone):
         self.didb_cfgs = dict(attn=cfgs['attn'], binary=cfgs['binary'])
 
     def train(self, mode: bool = True):
-        """Set the training mode and return ``self``, as ``nn.Module`` does
-        (mmpretrain's ``BaseBackbone.train`` returns None)."""
+        """Set the training mode and return ``self``, as ``nn.Module`` does.
+
+        mmpretrain's ``BaseBackbone.train`` returns None.
+        """
         super().train(mode)
         return self
 
@@ -192,8 +194,10 @@ class DIDBBackbone(PretrainedMixin, DeployableMixin, BaseBackbone):
         return self.patch_embed(x)
 
     def add_out_norms(self, norm_cfg: dict, channels: Sequence[int]) -> None:
-        """A norm ``norm{i}`` for each returned stage ``i`` (mmpretrain's
-        names), over its ``channels[i]``."""
+        """Add a norm ``norm{i}`` over ``channels[i]`` per returned stage.
+
+        The names are mmpretrain's, so its checkpoints fill them.
+        """
         for i in self.out_indices:
             self.add_module(f'norm{i}',
                             build_norm_layer(norm_cfg, channels[i])[1])

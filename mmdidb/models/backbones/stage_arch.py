@@ -6,8 +6,11 @@ STAGE_ARCH_KEYS = ('embed_dims', 'depths', 'num_heads')
 
 def resolve_arch(name: str, arch, arch_zoo: dict,
                  keys: Iterable[str]) -> dict:
-    """A copy of ``arch_zoo[arch]``, or of ``arch`` if it is a dict with
-    ``keys``; the error names the accepted values."""
+    """A copy of ``arch_zoo[arch]``, or of ``arch`` if a dict with ``keys``.
+
+    Raises:
+        ValueError: Neither; the message names the accepted values.
+    """
     if isinstance(arch, str):
         if arch.lower() not in arch_zoo:
             raise ValueError(f'{name}: unknown arch {arch!r}; accepted: '
