@@ -3,8 +3,9 @@ import importlib.util
 from .cifar100 import LocalCIFAR100
 from .fashion_mnist import LocalFashionMNIST
 from .tiny_imagenet import TinyImageNet
+from .transforms import ToGrayscale
 
-__all__ = ['LocalFashionMNIST', 'LocalCIFAR100', 'TinyImageNet']
+__all__ = ['LocalFashionMNIST', 'LocalCIFAR100', 'TinyImageNet', 'ToGrayscale']
 
 # the segmentation datasets need mmseg (absent e.g. on a bare GPU machine
 # that only runs the classification / deploy checks)

@@ -20,6 +20,7 @@ from mmdidb.models import DIDBSwin, DIDBViT
 from mmdidb.models.backbones.ckpt_convert import (
     _unfold_norm_order,
     _unfold_reduction_order,
+    detect_format,
 )
 from mmdidb.utils.checkpoint_sources import CheckpointUnavailableError
 
@@ -31,7 +32,8 @@ from tiny.checkpoints import (
 
 VIT_ARCH = dict(embed_dims=32, num_layers=2, num_heads=2,
                 feedforward_channels=64)
-SWIN_ARCH = dict(embed_dims=16, depths=[2, 2], num_heads=[1, 2])
+# three stages: a patch merging read one stage off has the wrong shape
+SWIN_ARCH = dict(embed_dims=16, depths=[2, 2, 2], num_heads=[1, 2, 4])
 
 
 def mmpretrain_vit():
@@ -231,31 +233,30 @@ def official_swin_from_mmpretrain(sd):
                     :, [0, 2, 1, 3]].reshape(o, i)
             else:
                 value = value.reshape(-1, 4).t()[[0, 2, 1, 3]].reshape(-1)
-        new = re.sub(r'^norm1\.', 'norm.', new)
+        new = re.sub(r'^norm\d+\.', 'norm.', new)
         out[new] = value
-    out['head.weight'] = torch.randn(10, 32)
+    out['head.weight'] = torch.randn(10, 64)
     return out
 
 
-@pytest.mark.parametrize('fmt', ['mmpretrain', 'official', 'mmseg'])
-def test_swin_formats_land_every_binary_weight(fmt, tmp_path, caplog):
-    sd = randomised(SwinTransformer(arch=SWIN_ARCH, img_size=32,
-                                    window_size=4,
-                                    out_indices=(1, )).state_dict())
-    if fmt == 'official':
-        checkpoint = {'model': official_swin_from_mmpretrain(sd)}
-    elif fmt == 'mmseg':
-        # swin2mmseg.py output: mmpretrain's names, a bare state dict
-        checkpoint = sd
-    else:
-        checkpoint = {'state_dict': {'backbone.' + k: v
-                                     for k, v in sd.items()}}
-    path = str(tmp_path / f'{fmt}.pth')
-    torch.save(checkpoint, path)
-    model = DIDBSwin(arch=SWIN_ARCH, img_size=32, window_size=4,
-                     out_indices=(1, ),
-                     init_cfg=dict(type='Pretrained', checkpoint=path))
-    text = log_of(model, caplog)
+def timm_swin_from_official(official):
+    """timm's layout (timm >= 0.9), from the official one: each merging
+    opens the next stage, the head is ``head.fc`` and the buffers that
+    timm does not save (relative position index, attention mask) are
+    absent; the inverse of timm's own ``checkpoint_filter_fn``."""
+    out = {}
+    for key, value in official.items():
+        if 'relative_position_index' in key or 'attn_mask' in key:
+            continue
+        key = re.sub(r'^layers\.(\d+)\.downsample\.',
+                     lambda m: f'layers.{int(m.group(1)) + 1}.downsample.',
+                     key)
+        out[re.sub(r'^head\.', 'head.fc.', key)] = value
+    return out
+
+
+def expected_swin(sd):
+    """What each DIDBSwin tensor must hold, from mmpretrain-named ``sd``."""
     expected = {}
     for key, value in sd.items():
         if '.attn.w_msa.qkv.' in key:
@@ -264,11 +265,53 @@ def test_swin_formats_land_every_binary_weight(fmt, tmp_path, caplog):
             continue
         key = key.replace('.ffn.layers.0.0.', '.ffn.fc1.')
         expected[key.replace('.ffn.layers.1.', '.ffn.fc2.')] = value
-    assert_landed(model, expected)
+    return expected
+
+
+def swin_state_dict():
+    return randomised(SwinTransformer(arch=SWIN_ARCH, img_size=64,
+                                      window_size=4,
+                                      out_indices=(2, )).state_dict())
+
+
+@pytest.mark.parametrize('fmt', ['mmpretrain', 'official', 'timm', 'mmseg'])
+def test_swin_formats_land_every_binary_weight(fmt, tmp_path, caplog):
+    sd = swin_state_dict()
+    if fmt == 'official':
+        checkpoint = {'model': official_swin_from_mmpretrain(sd)}
+    elif fmt == 'timm':
+        checkpoint = timm_swin_from_official(
+            official_swin_from_mmpretrain(sd))
+    elif fmt == 'mmseg':
+        # swin2mmseg.py output: mmpretrain's names, a bare state dict
+        checkpoint = sd
+    else:
+        checkpoint = {'state_dict': {'backbone.' + k: v
+                                     for k, v in sd.items()}}
+    path = str(tmp_path / f'{fmt}.pth')
+    torch.save(checkpoint, path)
+    model = DIDBSwin(arch=SWIN_ARCH, img_size=64, window_size=4,
+                     out_indices=(2, ),
+                     init_cfg=dict(type='Pretrained', checkpoint=path))
+    text = log_of(model, caplog)
+    assert_landed(model, expected_swin(sd))
     if fmt == 'official':
         assert '(official Swin format)' in text
         assert 'not part of the backbone, ignored: head.weight' in text
+    if fmt == 'timm':
+        assert '(timm Swin (timm >= 0.9) format)' in text
+        assert 'not part of the backbone, ignored: head.fc.weight' in text
     assert 'left at their initialisation' not in text
+    assert 'not in the model, ignored' not in text
+
+
+def test_official_and_timm_swin_layouts_are_told_apart():
+    official = official_swin_from_mmpretrain(swin_state_dict())
+    timm = timm_swin_from_official(official)
+    assert 'layers.0.downsample.reduction.weight' in official
+    assert 'layers.0.downsample.reduction.weight' not in timm
+    assert detect_format(official, 'swin') == 'official_swin'
+    assert detect_format(timm, 'swin') == 'timm_swin'
 
 
 def test_mmengine_checkpoint_with_an_empty_history_buffer_loads(tmp_path):

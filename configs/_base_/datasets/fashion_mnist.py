@@ -17,7 +17,9 @@ train_pipeline = [
     dict(type='RandomFlip', prob=0.5, direction='horizontal'),
     dict(type='PackInputs'),
 ]
-test_pipeline = [dict(type='PackInputs')]
+# ToGrayscale: an image path given to mmpretrain's inferencer is read as a
+# colour image; the dataset's own grey samples pass unchanged
+test_pipeline = [dict(type='ToGrayscale'), dict(type='PackInputs')]
 
 # Data loading in the main process: the images are tiny, and it keeps
 # `--resume` exact (see ReseedHook).

@@ -1,3 +1,11 @@
-from .check_seg_sample import CheckSegSample
+import importlib.util
 
-__all__ = ['CheckSegSample']
+from .grayscale import ToGrayscale
+
+__all__ = ['ToGrayscale']
+
+# the segmentation checks need mmseg
+if importlib.util.find_spec('mmseg') is not None:
+    from .check_seg_sample import CheckSegSample  # noqa: F401
+
+    __all__ += ['CheckSegSample']

@@ -4,10 +4,10 @@ The DIDB backbones name their parameters as mmpretrain's
 ``VisionTransformer`` / ``SwinTransformer`` do (the binary layers' own load
 hooks then split the fused ``qkv`` and rename mmcv's FFN keys). Users
 usually hold other files: the official DeiT / timm ViT releases, mmseg's
-converted ViT checkpoints (``tools/model_converters/vit2mmseg.py``) and the
-official Swin releases. One function per source format maps such a
-backbone state dict to mmpretrain's names; :func:`convert_state_dict`
-detects the format and applies it.
+converted ViT checkpoints (``tools/model_converters/vit2mmseg.py``), the
+official Swin releases and timm's Swin files (timm >= 0.9). One function
+per source format maps such a backbone state dict to mmpretrain's names;
+:func:`convert_state_dict` detects the format and applies it.
 
 mmseg's converted Swin checkpoints (``swin2mmseg.py``, the
 ``pretrain/swin/*.pth`` files of mmseg's model zoo) already use
@@ -22,6 +22,7 @@ FORMAT_NAMES = {
     'timm_vit': 'official DeiT / timm ViT',
     'mmseg_vit': "mmseg's converted ViT (vit2mmseg)",
     'official_swin': 'official Swin',
+    'timm_swin': 'timm Swin (timm >= 0.9)',
 }
 
 # keys of the classification head and of DeiT's distillation token: not
@@ -133,16 +134,45 @@ def convert_official_swin(state_dict: dict) -> Tuple[dict, List[str]]:
     return out, dropped
 
 
+_MERGE_KEY = re.compile(r'^layers\.(\d+)\.downsample\.')
+
+
+def _merge_stages(keys) -> set:
+    """The stage numbers N of the ``layers.N.downsample`` keys."""
+    return {int(m.group(1)) for m in map(_MERGE_KEY.match, keys) if m}
+
+
+def convert_timm_swin(state_dict: dict) -> Tuple[dict, List[str]]:
+    """timm's Swin keys (timm >= 0.9) to mmpretrain's.
+
+    timm puts each patch merging at the start of the stage it feeds:
+    its ``layers.N.downsample`` (N >= 1) is the official release's
+    ``layers.(N-1).downsample``, the merging after stage N-1, with the same
+    tensors and the same neighbour order. After that renumbering the keys
+    are the official ones (the classifier, ``head.fc``, is dropped), so
+    :func:`convert_official_swin` does the rest.
+    """
+    renumbered = {}
+    for key, value in state_dict.items():
+        match = _MERGE_KEY.match(key)
+        if match:
+            key = (f'layers.{int(match.group(1)) - 1}.downsample.'
+                   f'{key[match.end():]}')
+        renumbered[key] = value
+    return convert_official_swin(renumbered)
+
+
 CONVERTERS = {
     'timm_vit': convert_timm_vit,
     'mmseg_vit': convert_mmseg_vit,
     'official_swin': convert_official_swin,
+    'timm_swin': convert_timm_swin,
 }
 
 #: the formats each backbone family reads, besides mmpretrain's
 FAMILY_FORMATS = {
     'vit': ('timm_vit', 'mmseg_vit'),
-    'swin': ('official_swin', ),
+    'swin': ('official_swin', 'timm_swin'),
     'pyramid': (),
 }
 
@@ -168,7 +198,11 @@ def detect_format(keys, family: str) -> str:
     elif family == 'swin':
         if any(re.match(r'layers\.\d+\.blocks\.', k) or
                k.startswith('patch_embed.proj.') for k in keys):
-            return 'official_swin'
+            # the official layout merges after stages 0..S-2, timm's before
+            # stages 1..S-1: stage 0 never has a merging in timm's
+            merges = _merge_stages(keys)
+            return 'timm_swin' if merges and 0 not in merges \
+                else 'official_swin'
     return 'mmpretrain'
 
 

@@ -2,36 +2,21 @@
 from typing import Optional, Sequence, Union
 
 import torch
-from mmcv.cnn import build_norm_layer
-from mmcv.cnn.bricks.transformer import PatchEmbed
 from mmengine.model import ModuleList
 from mmengine.model.weight_init import trunc_normal_
-from mmpretrain.models.backbones.base_backbone import BaseBackbone
 from mmpretrain.models.utils import resize_pos_embed
 from mmpretrain.registry import MODELS
 from torch import nn
 
 from ..layers import BinaryPatchMerging, DIDBPyramidBlock
-from .deployable import DeployableMixin
-from .pretrained import PretrainedMixin, pretrained_init_cfg
-from .stage_arch import parse_stage_arch, parse_stage_indices
-from .switches import build_switches
+from .base_didb import DIDBBackbone, DIDBStage
+from .stage_arch import parse_stage_arch
 
 _ARCH_KEYS = {'embed_dims', 'depths', 'num_heads', 'ffn_ratios', 'sr_ratios'}
 
 
-class DIDBPyramidStage(nn.Module):
-    """``merge`` (stages after the first) then ``blocks``."""
-
-    def __init__(self, merge: Optional[nn.Module],
-                 blocks: Sequence[nn.Module]):
-        super().__init__()
-        self.merge = merge
-        self.blocks = ModuleList(blocks)
-
-
 @MODELS.register_module()
-class DIDBBinaryViT(PretrainedMixin, DeployableMixin, BaseBackbone):
+class DIDBBinaryViT(DIDBBackbone):
     """BinaryViT's pyramid (Le & Li, CVPRW 2023) made DIDB.
 
     Follows BinaryViT's pyramid variant ("binaryvit-small-patch4"):
@@ -53,8 +38,8 @@ class DIDBBinaryViT(PretrainedMixin, DeployableMixin, BaseBackbone):
     DIDB-ViT's modules replace BinaryViT's attention and activations: DIBA
     (on the spatially reduced keys/values, see :class:`SRDIBA` for how the
     self term and ``D(V)`` use them), HFSC, IRPReLU with one offset per token
-    of each stage's grid. Where BinaryViT differs from METHOD.md (its
-    activation binarizer, its attention binarizer), METHOD.md wins. The
+    of each stage's grid. Where BinaryViT differs from docs/method.md (its
+    activation binarizer, its attention binarizer), docs/method.md wins. The
     2x2 merge is a binary linear on the unfolded 2x2 neighbourhood (the same
     maths as BinaryViT's 2x2 stride-2 binary convolution) with the
     LayerNorm on the unfolded features, as Swin's merging (our choice, so
@@ -83,9 +68,6 @@ class DIDBBinaryViT(PretrainedMixin, DeployableMixin, BaseBackbone):
         interpolate_mode (str): Resize mode of position embeddings and
             offsets for other input sizes. Defaults to 'bicubic'.
         norm_cfg (dict): Norms. Defaults to LN with eps 1e-6.
-        diba, theta, hfsc, hfsc_alpha, irprelu, binary_weights, binary_acts,
-        act_cfg, qkv_bias, diba_self_term, d_init_scale, hfsc_alpha_param:
-            The DIDB switches, as in :class:`DIDBViT`.
         pad_to_patch (bool): Pad inputs that are not a multiple of
             ``patch_size`` at the bottom/right (as mmseg's ViT and Swin
             do); False makes such sizes an error. Defaults to True.
@@ -93,6 +75,7 @@ class DIDBBinaryViT(PretrainedMixin, DeployableMixin, BaseBackbone):
             it. Defaults to None.
         deploy (bool): Build in deploy mode. Defaults to False.
         init_cfg (dict, optional): Initialisation config.
+        **switches: The DIDB switches, see :class:`DIDBBackbone`.
     """
     arch_zoo = {
         'mini': dict(embed_dims=[32, 64], depths=[2, 2], num_heads=[1, 2],
@@ -116,25 +99,13 @@ class DIDBBinaryViT(PretrainedMixin, DeployableMixin, BaseBackbone):
                  drop_path_rate: float = 0.,
                  interpolate_mode: str = 'bicubic',
                  norm_cfg: dict = dict(type='LN', eps=1e-6),
-                 diba: bool = True,
-                 theta: int = 3,
-                 hfsc: bool = True,
-                 hfsc_alpha: float = 0.9,
-                 irprelu: bool = True,
-                 binary_weights: bool = True,
-                 binary_acts: bool = True,
-                 act_cfg: Optional[dict] = None,
-                 qkv_bias: bool = True,
-                 diba_self_term: str = 'paper',
-                 d_init_scale: float = 0.0,
-                 hfsc_alpha_param: str = 'clamp',
                  pad_to_patch: bool = True,
                  pretrained: Optional[str] = None,
                  deploy: bool = False,
-                 init_cfg: Optional[dict] = None):
-        super().__init__(
-            pretrained_init_cfg('DIDBBinaryViT', pretrained, init_cfg))
-        self.from_pretrained_arg = pretrained is not None
+                 init_cfg: Optional[dict] = None,
+                 **switches):
+        super().__init__(patch_size, pad_to_patch, norm_cfg, switches,
+                         pretrained, init_cfg)
         arch = parse_stage_arch('DIDBBinaryViT', arch, self.arch_zoo,
                                 _ARCH_KEYS)
         if not isinstance(arch['embed_dims'], (list, tuple)) or \
@@ -158,23 +129,10 @@ class DIDBBinaryViT(PretrainedMixin, DeployableMixin, BaseBackbone):
         self.num_layers = len(self.depths)
         self.out_type = out_type
         self.interpolate_mode = interpolate_mode
-        self.out_indices = parse_stage_indices('DIDBBinaryViT', out_indices,
-                                               self.num_layers)
-        cfgs = build_switches('DIDBBinaryViT', diba, theta, hfsc, hfsc_alpha,
-                              irprelu, binary_weights, binary_acts, act_cfg,
-                              norm_cfg, qkv_bias, diba_self_term,
-                              d_init_scale, hfsc_alpha_param)
-        self.switches = cfgs['switches']
-
-        self.patch_size = patch_size
-        self.pad_to_patch = pad_to_patch
-        # padding='corner' (mmcv's default) pads to whole patches
-        self.patch_embed = PatchEmbed(
-            in_channels=in_channels, input_size=img_size,
-            embed_dims=self.embed_dims[0], conv_type='Conv2d',
-            kernel_size=patch_size, stride=patch_size,
-            norm_cfg=dict(type='LN'))
-        grid = tuple(self.patch_embed.init_out_size)
+        self.out_indices = self.parse_out_indices(out_indices, self.num_layers)
+        grid = tuple(self.build_patch_embed(in_channels, img_size,
+                                            self.embed_dims[0],
+                                            dict(type='LN')))
         self.stage_grids = []
         self.pos_embed = nn.ParameterList()
         self.stages = ModuleList()
@@ -186,10 +144,8 @@ class DIDBBinaryViT(PretrainedMixin, DeployableMixin, BaseBackbone):
                 grid = tuple(-(-s // 2) for s in grid)
                 merge = BinaryPatchMerging(
                     self.embed_dims[i - 1], dims,
-                    num_tokens=grid[0] * grid[1], **cfgs['binary'])
-                for module in merge.modules():
-                    if getattr(module, 'token_offset', None) is not None:
-                        module.token_grid = grid
+                    num_tokens=grid[0] * grid[1], token_grid=grid,
+                    **self.didb_cfgs['binary'])
             self.stage_grids.append(grid)
             self.pos_embed.append(
                 nn.Parameter(torch.zeros(1, grid[0] * grid[1], dims)))
@@ -197,19 +153,14 @@ class DIDBBinaryViT(PretrainedMixin, DeployableMixin, BaseBackbone):
                 DIDBPyramidBlock(
                     dims, arch['num_heads'][i], grid, arch['ffn_ratios'][i],
                     arch['sr_ratios'][i], dpr.pop(0), pool_kernels,
-                    layer_scale, norm_cfg, cfgs['attn'], cfgs['binary'])
+                    layer_scale, norm_cfg, self.didb_cfgs['attn'],
+                    self.didb_cfgs['binary'])
                 for _ in range(depth)
             ]
-            self.stages.append(DIDBPyramidStage(merge, blocks))
-        for i in self.out_indices:
-            self.add_module(f'norm{i}',
-                            build_norm_layer(norm_cfg, self.embed_dims[i])[1])
+            self.stages.append(DIDBStage(blocks, merge=merge))
+        self.add_out_norms(norm_cfg, self.embed_dims)
         self._register_load_state_dict_pre_hook(self._resize_pos_embed)
         self._init_deploy(deploy)
-
-    def train(self, mode: bool = True):
-        super().train(mode)
-        return self
 
     ckpt_family = 'pyramid'
 
@@ -230,27 +181,14 @@ class DIDBBinaryViT(PretrainedMixin, DeployableMixin, BaseBackbone):
                     self.interpolate_mode, 0)
 
     def forward(self, x: torch.Tensor) -> tuple:
-        if not self.pad_to_patch and (x.shape[-2] % self.patch_size
-                                      or x.shape[-1] % self.patch_size):
-            raise ValueError(
-                f'DIDBBinaryViT: input size {tuple(x.shape[-2:])} is not '
-                f'divisible by patch_size={self.patch_size}; resize or crop '
-                'the input, or set pad_to_patch=True')
-        x, hw_shape = self.patch_embed(x)
+        x, hw_shape = self.embed_patches(x)
         outs = []
         for i, stage in enumerate(self.stages):
             if stage.merge is not None:
                 x, hw_shape = stage.merge(x, hw_shape)
             x = x + resize_pos_embed(self.pos_embed[i], self.stage_grids[i],
                                      hw_shape, self.interpolate_mode, 0)
-            for block in stage.blocks:
-                x = block(x, hw_shape)
+            x = stage(x, hw_shape)
             if i in self.out_indices:
-                out = getattr(self, f'norm{i}')(x)
-                if self.out_type == 'avg_featmap':
-                    out = out.mean(dim=1)
-                else:
-                    out = out.view(-1, *hw_shape, out.shape[-1]).permute(
-                        0, 3, 1, 2).contiguous()
-                outs.append(out)
+                outs.append(self.format_stage_output(i, x, hw_shape))
         return tuple(outs)

@@ -2,49 +2,25 @@
 from typing import Optional, Sequence, Union
 
 import torch
-from mmcv.cnn import build_norm_layer
-from mmcv.cnn.bricks.transformer import PatchEmbed
 from mmengine.model import ModuleList
 from mmengine.utils.dl_utils.parrots_wrapper import _BatchNorm
-from mmpretrain.models.backbones.base_backbone import BaseBackbone
 from mmpretrain.models.backbones.swin_transformer import SwinTransformer
 from mmpretrain.registry import MODELS
 from torch import nn
 
-from ..layers import BinaryPatchMerging, DIDBSwinBlock, IRPReLU
+from ..layers import BinaryPatchMerging, DIDBSwinBlock
 from ..layers.window_diba import check_window_fit
-from .deployable import DeployableMixin
-from .pretrained import PretrainedMixin, pretrained_init_cfg
-from .stage_arch import parse_stage_arch, parse_stage_indices
-from .switches import build_switches
-
-
-class DIDBSwinStage(nn.Module):
-    """The blocks of one stage and the patch merging after it.
-
-    Named like mmpretrain's ``SwinBlockSequence`` (``blocks``,
-    ``downsample``).
-    """
-
-    def __init__(self, blocks: Sequence[nn.Module],
-                 downsample: Optional[nn.Module]):
-        super().__init__()
-        self.blocks = ModuleList(blocks)
-        self.downsample = downsample
-
-    def forward(self, x, hw_shape):
-        for block in self.blocks:
-            x = block(x, hw_shape)
-        return x
+from .base_didb import DIDBBackbone, DIDBStage
+from .stage_arch import parse_stage_arch
 
 
 @MODELS.register_module()
-class DIDBSwin(PretrainedMixin, DeployableMixin, BaseBackbone):
+class DIDBSwin(DIDBBackbone):
     """DIDB-ViT's modules on the Swin Transformer topology.
 
     Swin (Liu et al. 2021): patch embedding, stages of (shifted-)window
     blocks, patch merging between stages, multi-level outputs. Made binary
-    as DIDB-ViT (METHOD.md sections 1-5):
+    as DIDB-ViT (docs/method.md, sections 1-5):
 
     - every linear layer of every block is a wrapped binary linear (Q, K, V,
       output projection, both FFN layers), and so is the patch-merging
@@ -66,8 +42,8 @@ class DIDBSwin(PretrainedMixin, DeployableMixin, BaseBackbone):
     mmpretrain's :class:`SwinTransformer` (``qkv`` is split on load), so
     ``init_cfg=dict(type='Pretrained', checkpoint=<FP Swin>)`` (or mmseg's
     ``pretrained``) initialises every binary layer from mmpretrain's,
-    mmseg's converted or the official Swin release's keys (see
-    :mod:`.ckpt_convert`); only the binarizers', wrappers' norms' and
+    mmseg's converted, the official Swin release's or timm's (>= 0.9) keys
+    (see :mod:`.ckpt_convert`); only the binarizers', wrappers' norms' and
     activations' own parameters are new.
 
     Inputs that are not a multiple of the patch size are padded at the
@@ -96,9 +72,6 @@ class DIDBSwin(PretrainedMixin, DeployableMixin, BaseBackbone):
             window, as Swin does. False makes such sizes an error.
             Defaults to True.
         norm_cfg (dict): Norms. Defaults to LN.
-        diba, theta, hfsc, hfsc_alpha, irprelu, binary_weights, binary_acts,
-        act_cfg, qkv_bias, diba_self_term, d_init_scale, hfsc_alpha_param:
-            The DIDB switches, as in :class:`DIDBViT`.
         frozen_stages (int): Stages to freeze, -1 for none. Defaults to -1.
         norm_eval (bool): Keep BatchNorms in eval mode. Defaults to False.
         patch_cfg (dict): Extra arguments of the patch embedding.
@@ -109,6 +82,7 @@ class DIDBSwin(PretrainedMixin, DeployableMixin, BaseBackbone):
             it. Defaults to None.
         deploy (bool): Build in deploy mode. Defaults to False.
         init_cfg (dict, optional): Initialisation config.
+        **switches: The DIDB switches, see :class:`DIDBBackbone`.
     """
     arch_zoo = {
         'mini': dict(embed_dims=32, depths=[2, 2], num_heads=[1, 2]),
@@ -131,28 +105,16 @@ class DIDBSwin(PretrainedMixin, DeployableMixin, BaseBackbone):
                  pad_small_map: bool = False,
                  pad_to_window: bool = True,
                  norm_cfg: dict = dict(type='LN'),
-                 diba: bool = True,
-                 theta: int = 3,
-                 hfsc: bool = True,
-                 hfsc_alpha: float = 0.9,
-                 irprelu: bool = True,
-                 binary_weights: bool = True,
-                 binary_acts: bool = True,
-                 act_cfg: Optional[dict] = None,
-                 qkv_bias: bool = True,
-                 diba_self_term: str = 'paper',
-                 d_init_scale: float = 0.0,
-                 hfsc_alpha_param: str = 'clamp',
                  frozen_stages: int = -1,
                  norm_eval: bool = False,
                  patch_cfg: dict = dict(),
                  pad_to_patch: bool = True,
                  pretrained: Optional[str] = None,
                  deploy: bool = False,
-                 init_cfg: Optional[dict] = None):
-        super().__init__(
-            pretrained_init_cfg('DIDBSwin', pretrained, init_cfg))
-        self.from_pretrained_arg = pretrained is not None
+                 init_cfg: Optional[dict] = None,
+                 **switches):
+        super().__init__(patch_size, pad_to_patch, norm_cfg, switches,
+                         pretrained, init_cfg)
         arch = parse_stage_arch('DIDBSwin', arch, self.arch_zoo)
         self.arch_settings = arch
         self.embed_dims = arch['embed_dims']
@@ -165,23 +127,9 @@ class DIDBSwin(PretrainedMixin, DeployableMixin, BaseBackbone):
         self.window_size = window_size
         self.pad_small_map = pad_small_map
         self.pad_to_window = pad_to_window
-        cfgs = build_switches('DIDBSwin', diba, theta, hfsc, hfsc_alpha,
-                              irprelu, binary_weights, binary_acts, act_cfg,
-                              norm_cfg, qkv_bias, diba_self_term,
-                              d_init_scale, hfsc_alpha_param)
-        self.switches = cfgs['switches']
-        self.out_indices = parse_stage_indices('DIDBSwin', out_indices,
-                                               self.num_layers)
-
-        self.patch_size = patch_size
-        self.pad_to_patch = pad_to_patch
-        # padding='corner' (mmcv's default) pads to whole patches
-        self.patch_embed = PatchEmbed(**dict(
-            in_channels=in_channels, input_size=img_size,
-            embed_dims=self.embed_dims, conv_type='Conv2d',
-            kernel_size=patch_size, stride=patch_size,
-            norm_cfg=dict(type='LN'), **patch_cfg))
-        self.patch_resolution = self.patch_embed.init_out_size
+        self.out_indices = self.parse_out_indices(out_indices, self.num_layers)
+        self.build_patch_embed(in_channels, img_size, self.embed_dims,
+                               dict(type='LN'), patch_cfg)
         self._check_maps(self.patch_resolution, 'img_size')
         self.drop_after_pos = nn.Identity()
 
@@ -189,30 +137,26 @@ class DIDBSwin(PretrainedMixin, DeployableMixin, BaseBackbone):
         self.stages = ModuleList()
         self.num_features = []
         dims = self.embed_dims
+        # the merging's IRPReLU offsets are one per window position, tiled
+        # over its map, as in the blocks
+        merge_cfg = dict(self.didb_cfgs['binary'], num_tokens=window_size**2,
+                         window_size=window_size)
         for i, (depth, heads) in enumerate(zip(self.depths, self.num_heads)):
             blocks = [
                 DIDBSwinBlock(
                     dims, heads, window_size, shift=j % 2 == 1,
                     ffn_ratio=ffn_ratio, drop_path=dpr.pop(0),
                     pad_small_map=pad_small_map, pad_to_window=pad_to_window,
-                    norm_cfg=norm_cfg, attn_cfg=cfgs['attn'],
-                    ffn_cfg=cfgs['binary']) for j in range(depth)
+                    norm_cfg=norm_cfg, attn_cfg=self.didb_cfgs['attn'],
+                    ffn_cfg=self.didb_cfgs['binary']) for j in range(depth)
             ]
             downsample = None
             if i < self.num_layers - 1:
-                downsample = BinaryPatchMerging(
-                    dims, 2 * dims, num_tokens=window_size**2,
-                    **cfgs['binary'])
-            self.stages.append(DIDBSwinStage(blocks, downsample))
+                downsample = BinaryPatchMerging(dims, 2 * dims, **merge_cfg)
+            self.stages.append(DIDBStage(blocks, downsample=downsample))
             self.num_features.append(dims)
             dims = 2 * dims
-        for module in self.stages.modules():
-            if isinstance(module, IRPReLU):
-                module.window_size = window_size
-        for i in self.out_indices:
-            self.add_module(f'norm{i}',
-                            build_norm_layer(norm_cfg,
-                                             self.num_features[i])[1])
+        self.add_out_norms(norm_cfg, self.num_features)
         self.frozen_stages = frozen_stages
         self.norm_eval = norm_eval
         self.out_after_downsample = False
@@ -264,22 +208,13 @@ class DIDBSwin(PretrainedMixin, DeployableMixin, BaseBackbone):
         return self
 
     def forward(self, x: torch.Tensor) -> tuple:
-        if not self.pad_to_patch and (x.shape[-2] % self.patch_size
-                                      or x.shape[-1] % self.patch_size):
-            raise ValueError(
-                f'DIDBSwin: input size {tuple(x.shape[-2:])} is not '
-                f'divisible by patch_size={self.patch_size}; resize or crop '
-                'the input, or set pad_to_patch=True to pad it as mmseg\'s '
-                'Swin does')
-        x, hw_shape = self.patch_embed(x)
+        x, hw_shape = self.embed_patches(x)
         self._check_maps(hw_shape, 'the input size')
         outs = []
         for i, stage in enumerate(self.stages):
             x = stage(x, hw_shape)
             if i in self.out_indices:
-                out = getattr(self, f'norm{i}')(x)
-                outs.append(out.view(-1, *hw_shape, self.num_features[i])
-                            .permute(0, 3, 1, 2).contiguous())
+                outs.append(self.format_stage_output(i, x, hw_shape))
             if stage.downsample is not None:
                 x, hw_shape = stage.downsample(x, hw_shape)
         return tuple(outs)

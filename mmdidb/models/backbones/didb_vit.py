@@ -4,24 +4,21 @@ from typing import Optional, Sequence, Union
 import numpy as np
 import torch
 from mmcv.cnn import build_norm_layer
-from mmcv.cnn.bricks.transformer import PatchEmbed
 from mmengine.model.weight_init import trunc_normal_
-from mmpretrain.models.backbones.base_backbone import BaseBackbone
 from mmpretrain.models.backbones.vision_transformer import VisionTransformer
 from mmpretrain.models.utils import resize_pos_embed
 from mmpretrain.registry import MODELS
 from torch import nn
 
-from ..layers import DIDBTransformerEncoderLayer, IRPReLU
-from .deployable import DeployableMixin
-from .pretrained import PretrainedMixin, pretrained_init_cfg
-from .switches import build_switches
+from ..layers import DIDBTransformerEncoderLayer
+from .base_didb import DIDBBackbone
+from .stage_arch import resolve_arch
 
 _ARCH_KEYS = {'embed_dims', 'num_layers', 'num_heads', 'feedforward_channels'}
 
 
 @MODELS.register_module()
-class DIDBViT(PretrainedMixin, DeployableMixin, BaseBackbone):
+class DIDBViT(DIDBBackbone):
     """DIDB-ViT (Gao et al., arXiv:2507.02222) on the DeiT topology.
 
     Full precision: patch embedding, position embedding, class token,
@@ -42,9 +39,10 @@ class DIDBViT(PretrainedMixin, DeployableMixin, BaseBackbone):
     padded grid. Feature maps are returned on that grid, uncropped, as
     mmseg's ViT returns them (the decode head resizes to the input).
 
-    Each DIDB module is a switch, so ablations are configs: all of ``diba``,
-    ``hfsc`` and ``irprelu`` off is the naive binary ViT (RPReLU activations),
-    and ``binary_weights=False, binary_acts=False`` is full precision.
+    Each DIDB module is a switch (see :class:`DIDBBackbone`), so ablations
+    are configs: all of ``diba``, ``hfsc`` and ``irprelu`` off is the naive
+    binary ViT (RPReLU activations), and ``binary_weights=False,
+    binary_acts=False`` is full precision.
 
     Args:
         arch (str | dict): 'mini', 'deit-tiny', 'deit-small' or a dict with
@@ -60,33 +58,10 @@ class DIDBViT(PretrainedMixin, DeployableMixin, BaseBackbone):
             Defaults to 'cls_token'.
         with_cls_token (bool): Use a class token. Defaults to True.
         drop_path_rate (float): Stochastic depth. Defaults to 0.
-        qkv_bias (bool): Bias on Q, K, V. Defaults to True.
         final_norm (bool): LayerNorm after the last layer. Defaults to True.
         interpolate_mode (str): Resize mode of position embedding and token
             offsets. Defaults to 'bicubic'.
         norm_cfg (dict): Norm config. Defaults to LN with eps 1e-6.
-        diba (bool): Differential-information binary attention. Defaults to
-            True.
-        theta (int): Odd neighbourhood size of DIBA's local term, 1 = off.
-            Defaults to 3.
-        hfsc (bool): High-fidelity (Haar-band) similarity. Defaults to True.
-        hfsc_alpha (float): Initial weight of the low band in [0, 1].
-            Defaults to 0.9.
-        irprelu (bool): IRPReLU (token offsets) instead of RPReLU. Defaults
-            to True.
-        binary_weights (bool): 1-bit weights. Defaults to True.
-        binary_acts (bool): 1-bit activations. Defaults to True.
-        act_cfg (dict, optional): Override the activation of the wrapped
-            linears entirely (e.g. ``dict(type='GELU')``); takes precedence
-            over ``irprelu``.
-        diba_self_term (str): DIBA's self term: ``'paper'``
-            (``(1 - A·1) ⊙ V``), ``'off'`` or ``'convex'`` (see
-            :class:`~mmdidb.models.layers.DIBA`). Defaults to ``'paper'``.
-        d_init_scale (float): Initial per-channel scale of DIBA's local
-            term ``D``. Defaults to 0.0.
-        hfsc_alpha_param (str): How HFSC keeps its fusion weight in [0, 1]:
-            ``'clamp'``, ``'clamp_ste'`` or ``'sigmoid'`` (see
-            :class:`~mmdidb.models.layers.HFSC`). Defaults to ``'clamp'``.
         last_block_d (bool): Build DIBA's local term in the last layer.
             With the class-token readout (``out_type='cls_token'``, last
             layer only) it cannot reach the output: the class token gets
@@ -106,6 +81,10 @@ class DIDBViT(PretrainedMixin, DeployableMixin, BaseBackbone):
             :meth:`switch_to_deploy`), ready for a deploy checkpoint.
             Defaults to False.
         init_cfg (dict, optional): Initialisation config.
+        **switches: The DIDB switches (``diba``, ``theta``, ``hfsc``,
+            ``hfsc_alpha``, ``irprelu``, ``binary_weights``, ``binary_acts``,
+            ``act_cfg``, ``qkv_bias``, ``diba_self_term``, ``d_init_scale``,
+            ``hfsc_alpha_param``), see :class:`DIDBBackbone`.
 
     Deploy mode: :meth:`switch_to_deploy` (or
     :func:`mmdidb.models.deploy.switch_to_deploy` on the whole classifier)
@@ -135,40 +114,24 @@ class DIDBViT(PretrainedMixin, DeployableMixin, BaseBackbone):
                  out_type: str = 'cls_token',
                  with_cls_token: bool = True,
                  drop_path_rate: float = 0.,
-                 qkv_bias: bool = True,
                  final_norm: bool = True,
                  interpolate_mode: str = 'bicubic',
                  norm_cfg: dict = dict(type='LN', eps=1e-6),
-                 diba: bool = True,
-                 theta: int = 3,
-                 hfsc: bool = True,
-                 hfsc_alpha: float = 0.9,
-                 irprelu: bool = True,
-                 binary_weights: bool = True,
-                 binary_acts: bool = True,
-                 act_cfg: Optional[dict] = None,
-                 diba_self_term: str = 'paper',
-                 d_init_scale: float = 0.0,
-                 hfsc_alpha_param: str = 'clamp',
                  last_block_d: bool = True,
                  frozen_stages: int = -1,
                  patch_cfg: dict = dict(),
                  pad_to_patch: bool = True,
                  pretrained: Optional[str] = None,
                  deploy: bool = False,
-                 init_cfg: Optional[dict] = None):
-        super().__init__(
-            pretrained_init_cfg('DIDBViT', pretrained, init_cfg))
-        self.from_pretrained_arg = pretrained is not None
-        self.arch_settings = self._parse_arch(arch)
+                 init_cfg: Optional[dict] = None,
+                 **switches):
+        super().__init__(patch_size, pad_to_patch, norm_cfg, switches,
+                         pretrained, init_cfg)
+        self.arch_settings = resolve_arch('DIDBViT', arch, self.arch_zoo,
+                                          _ARCH_KEYS)
         self.embed_dims = self.arch_settings['embed_dims']
         self.num_layers = self.arch_settings['num_layers']
-        self.pad_to_patch = pad_to_patch
         img_size = _check_img_size(img_size, patch_size, pad_to_patch)
-        cfgs = build_switches('DIDBViT', diba, theta, hfsc, hfsc_alpha,
-                              irprelu, binary_weights, binary_acts, act_cfg,
-                              norm_cfg, qkv_bias, diba_self_term,
-                              d_init_scale, hfsc_alpha_param)
         if out_type not in self.OUT_TYPES:
             raise ValueError(f'out_type must be one of {self.OUT_TYPES}, got '
                              f'{out_type!r}')
@@ -182,16 +145,9 @@ class DIDBViT(PretrainedMixin, DeployableMixin, BaseBackbone):
                 "class-token readout of the last layer cannot see; use it "
                 "with out_type='cls_token' and out_indices=-1, got "
                 f'out_type={out_type!r}, out_indices={out_indices!r}')
-        self.switches = dict(cfgs['switches'], last_block_d=last_block_d)
-        self.patch_size = patch_size
-        # mmcv's PatchEmbed pads the bottom/right corner to whole patches
-        # (padding='corner', its default, as in mmseg's ViT)
-        self.patch_embed = PatchEmbed(
-            **dict(in_channels=in_channels, input_size=img_size,
-                   embed_dims=self.embed_dims, conv_type='Conv2d',
-                   kernel_size=patch_size, stride=patch_size, bias=True,
-                   **patch_cfg))
-        self.patch_resolution = self.patch_embed.init_out_size
+        self.switches = dict(self.switches, last_block_d=last_block_d)
+        self.build_patch_embed(in_channels, img_size, self.embed_dims,
+                               patch_cfg=patch_cfg)
         num_patches = self.patch_resolution[0] * self.patch_resolution[1]
 
         self.out_type = out_type
@@ -209,24 +165,24 @@ class DIDBViT(PretrainedMixin, DeployableMixin, BaseBackbone):
         self.drop_after_pos = nn.Identity()
         self.pre_norm = nn.Identity()
 
-        self.out_indices = self._parse_out_indices(out_indices)
+        self.out_indices = self.parse_out_indices(out_indices, self.num_layers,
+                                                  'layers')
         dpr = np.linspace(0, drop_path_rate, self.num_layers)
         # theta=1 builds no D (last_block_d=False: the last layer's)
-        attn_cfgs = [cfgs['attn']] * self.num_layers
+        attn = self.didb_cfgs['attn']
+        attn_cfgs = [attn] * self.num_layers
         if not last_block_d:
-            attn_cfgs[-1] = dict(cfgs['attn'], theta=1)
+            attn_cfgs[-1] = dict(attn, theta=1)
+        # the token offsets are learned on this (possibly non-square) grid
         self.layers = nn.ModuleList([
             DIDBTransformerEncoderLayer(
                 self.embed_dims, self.arch_settings['num_heads'],
                 self.arch_settings['feedforward_channels'], num_tokens,
                 self.num_extra_tokens, float(dpr[i]), norm_cfg, attn_cfgs[i],
-                cfgs['binary']) for i in range(self.num_layers)
+                self.didb_cfgs['binary'],
+                token_grid=tuple(self.patch_resolution))
+            for i in range(self.num_layers)
         ])
-
-        # the token offsets are learned on this (possibly non-square) grid
-        for module in self.layers.modules():
-            if isinstance(module, IRPReLU) and module.token_offset is not None:
-                module.token_grid = tuple(self.patch_resolution)
 
         self.final_norm = final_norm
         if final_norm:
@@ -246,45 +202,13 @@ class DIDBViT(PretrainedMixin, DeployableMixin, BaseBackbone):
     norm1 = VisionTransformer.norm1
     norm2 = VisionTransformer.norm2
 
-    def _parse_arch(self, arch) -> dict:
-        if isinstance(arch, str):
-            if arch.lower() not in self.arch_zoo:
-                raise ValueError(
-                    f'DIDBViT: unknown arch {arch!r}; accepted: '
-                    f'{", ".join(self.arch_zoo)} or a dict with '
-                    f'{sorted(_ARCH_KEYS)}')
-            return dict(self.arch_zoo[arch.lower()])
-        if not isinstance(arch, dict) or not _ARCH_KEYS <= set(arch):
-            raise ValueError(f'DIDBViT: a custom arch must be a dict with '
-                             f'{sorted(_ARCH_KEYS)}, got {arch!r}')
-        return dict(arch)
-
-    def _parse_out_indices(self, out_indices) -> list:
-        if isinstance(out_indices, int):
-            out_indices = [out_indices]
-        parsed = []
-        for index in out_indices:
-            real = self.num_layers + index if index < 0 else index
-            if not 0 <= real < self.num_layers:
-                raise ValueError(f'out_indices: {index} is outside the '
-                                 f'{self.num_layers} layers')
-            parsed.append(real)
-        return parsed
-
     def init_extra_weights(self):
         # a checkpoint, if any, is loaded afterwards and overwrites it
         trunc_normal_(self.pos_embed, std=0.02)
 
     def forward(self, x: torch.Tensor) -> tuple:
-        if not self.pad_to_patch and (x.shape[-2] % self.patch_size
-                                      or x.shape[-1] % self.patch_size):
-            raise ValueError(
-                f'DIDBViT: input size {tuple(x.shape[-2:])} is not divisible '
-                f'by patch_size={self.patch_size}; resize or crop the input '
-                'to a multiple of the patch size, or set pad_to_patch=True '
-                'to pad it as mmseg\'s ViT does')
         batch = x.shape[0]
-        x, patch_resolution = self.patch_embed(x)
+        x, patch_resolution = self.embed_patches(x)
         if self.cls_token is not None:
             x = torch.cat((self.cls_token.expand(batch, -1, -1), x), dim=1)
         x = x + resize_pos_embed(

@@ -17,6 +17,10 @@ BY_DESIGN = re.compile(
     r'\.(input_binarizer|attn_binarizer|v_binarizer|similarity|'
     r'local_difference|act)\.|\.(q|k|v|proj|fc1|fc2|reduction)\.norm\.')
 
+# buffers the model computes from its arch: a file need not hold them (timm
+# >= 0.9 does not save Swin's relative position index)
+COMPUTED = re.compile(r'\.relative_position_index$')
+
 # the kind of such a parameter: 'act.gamma', 'norm.weight', ...
 KIND = re.compile(r'^.*?\.((input_binarizer|attn_binarizer|v_binarizer|'
                   r'similarity|local_difference|act|norm)\..*)$')
@@ -97,7 +101,8 @@ def load_pretrained(module, cfg: dict, family: str, field: str) -> None:
     """Initialise a backbone from ``cfg['checkpoint']``, in any format.
 
     The file may be mmpretrain's, mmseg's converted ViT, an official DeiT /
-    timm ViT or an official Swin release (see :mod:`.ckpt_convert`). Logs
+    timm ViT, an official Swin release or a timm (>= 0.9) Swin file (see
+    :mod:`.ckpt_convert`). Logs
     which keys were converted, which parameters are the binary model's own
     (missing by design) and which are missing or unused otherwise.
 
@@ -140,7 +145,8 @@ def load_pretrained(module, cfg: dict, family: str, field: str) -> None:
             f'model: {" ".join(mismatches)} Check that arch (and '
             'patch_size, window_size) are those of the checkpoint.') from err
     by_design = [k for k in result.missing_keys if BY_DESIGN.search(k)]
-    missing = [k for k in result.missing_keys if not BY_DESIGN.search(k)]
+    missing = [k for k in result.missing_keys
+               if not BY_DESIGN.search(k) and not COMPUTED.search(k)]
     unused = list(result.unexpected_keys)
     lines = [f'{name}: loaded {path} ({FORMAT_NAMES[fmt]} format)']
     if renamed:

@@ -1,39 +1,28 @@
-"""The DIDB switches every backbone takes, checked and turned into layer cfgs."""
+"""The DIDB switches: declared once, checked and turned into layer cfgs."""
 from typing import Optional
 
 from ..layers.diba import check_self_term
 from ..layers.local_difference import check_theta
 from ..layers.similarity import check_alpha_param
 
+#: Every DIDB switch and its default. Each DIDB backbone takes them as flat
+#: keyword arguments (see :class:`~.base_didb.DIDBBackbone`, where they are
+#: documented), so an ablation is one config key, e.g. ``diba=False``.
+DIDB_SWITCHES = dict(
+    diba=True, theta=3, hfsc=True, hfsc_alpha=0.9, irprelu=True,
+    binary_weights=True, binary_acts=True, act_cfg=None, qkv_bias=True,
+    diba_self_term='paper', d_init_scale=0.0, hfsc_alpha_param='clamp')
 
-def build_switches(name: str,
-                   diba: bool = True,
-                   theta: int = 3,
-                   hfsc: bool = True,
-                   hfsc_alpha: float = 0.9,
-                   irprelu: bool = True,
-                   binary_weights: bool = True,
-                   binary_acts: bool = True,
-                   act_cfg: Optional[dict] = None,
-                   norm_cfg: dict = dict(type='LN', eps=1e-6),
-                   qkv_bias: bool = True,
-                   diba_self_term: str = 'paper',
-                   d_init_scale: float = 0.0,
-                   hfsc_alpha_param: str = 'clamp') -> dict:
+
+def build_switches(name: str, norm_cfg: dict, **switches) -> dict:
     """Check the switches and return the configs of the layers they set.
 
     Args:
         name (str): The backbone, for error messages.
-        diba, theta, hfsc, hfsc_alpha, irprelu, binary_weights, binary_acts,
-        act_cfg, norm_cfg, qkv_bias: As in :class:`DIDBViT`.
-        diba_self_term (str): DIBA's self term, ``'paper'``, ``'off'`` or
-            ``'convex'`` (:class:`~mmdidb.models.layers.DIBA`'s
-            ``self_term``). Defaults to ``'paper'``.
-        d_init_scale (float): Initial per-channel scale of ``D``. Defaults
-            to 0.0.
-        hfsc_alpha_param (str): ``'clamp'``, ``'clamp_ste'`` or
-            ``'sigmoid'`` (:class:`~mmdidb.models.layers.HFSC`'s
-            ``alpha_param``). Defaults to ``'clamp'``.
+        norm_cfg (dict): The norm of every wrapped binary linear (the
+            backbone's ``norm_cfg``).
+        **switches: Any of :data:`DIDB_SWITCHES`; the others keep their
+            defaults.
 
     Returns:
         dict: ``switches`` (the values, for logs and tests), ``binary`` (the
@@ -42,11 +31,19 @@ def build_switches(name: str,
         arguments of :class:`DIBA` and its window/reduction variants).
 
     Raises:
+        TypeError: An argument that is not a DIDB switch.
         ValueError: A bad ``theta``, ``hfsc_alpha``, ``diba_self_term``,
             ``d_init_scale`` or ``hfsc_alpha_param``, naming the field.
     """
-    check_theta(theta)
-    check_self_term(diba_self_term)
+    unknown = [k for k in switches if k not in DIDB_SWITCHES]
+    if unknown:
+        raise TypeError(f'{name}: unknown argument(s) {", ".join(unknown)}; '
+                        'besides its own arguments it takes the DIDB '
+                        f'switches {", ".join(DIDB_SWITCHES)}')
+    s = {**DIDB_SWITCHES, **switches}
+    check_theta(s['theta'])
+    check_self_term(s['diba_self_term'])
+    d_init_scale, hfsc_alpha = s['d_init_scale'], s['hfsc_alpha']
     if isinstance(d_init_scale, bool) or \
             not isinstance(d_init_scale, (int, float)):
         raise ValueError(f'{name}: d_init_scale must be a number (0 starts '
@@ -57,22 +54,21 @@ def build_switches(name: str,
         raise ValueError(f'{name}: hfsc_alpha must be a number in [0, 1] '
                          '(the initial weight of the low band, paper: 0.9), '
                          f'got {hfsc_alpha!r}')
+    act_cfg: Optional[dict] = s['act_cfg']
     if act_cfg is None:
-        act_cfg = dict(type='IRPReLU' if irprelu else 'RPReLU')
-    binary = dict(binary_weights=binary_weights, binary_acts=binary_acts,
-                  act_cfg=act_cfg, norm_cfg=norm_cfg)
-    if hfsc:
-        check_alpha_param(hfsc_alpha_param, hfsc_alpha)
+        act_cfg = dict(type='IRPReLU' if s['irprelu'] else 'RPReLU')
+    binary = dict(binary_weights=s['binary_weights'],
+                  binary_acts=s['binary_acts'], act_cfg=act_cfg,
+                  norm_cfg=norm_cfg)
+    if s['hfsc']:
+        check_alpha_param(s['hfsc_alpha_param'], hfsc_alpha)
         similarity_cfg = dict(type='HFSC', alpha=hfsc_alpha,
-                              alpha_param=hfsc_alpha_param)
+                              alpha_param=s['hfsc_alpha_param'])
     else:
         similarity_cfg = dict(type='DotProductSimilarity')
-    attn = dict(qkv_bias=qkv_bias, diba=diba, theta=theta,
-                similarity_cfg=similarity_cfg, self_term=diba_self_term,
-                d_init_scale=d_init_scale, **binary)
-    switches = dict(diba=diba, theta=theta, hfsc=hfsc, hfsc_alpha=hfsc_alpha,
-                    irprelu=irprelu, binary_weights=binary_weights,
-                    binary_acts=binary_acts, diba_self_term=diba_self_term,
-                    d_init_scale=d_init_scale,
-                    hfsc_alpha_param=hfsc_alpha_param)
-    return dict(switches=switches, binary=binary, attn=attn)
+    attn = dict(qkv_bias=s['qkv_bias'], diba=s['diba'], theta=s['theta'],
+                similarity_cfg=similarity_cfg,
+                self_term=s['diba_self_term'], d_init_scale=d_init_scale,
+                **binary)
+    values = {k: v for k, v in s.items() if k not in ('act_cfg', 'qkv_bias')}
+    return dict(switches=values, binary=binary, attn=attn)

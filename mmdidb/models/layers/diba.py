@@ -64,6 +64,13 @@ class DIBA(BaseModule):
             they differ from the queries (spatial-reduction attention,
             :class:`SRDIBA`); sets the K/V offsets, the initial alpha and
             D's grid. Defaults to ``num_tokens``.
+        token_grid (tuple[int, int], optional): The patch grid of the
+            queries at the configured input size, for IRPReLU's offsets of
+            Q and the output projection; None means square.
+        kv_token_grid (tuple[int, int], optional): The grid of the keys and
+            values, for the offsets of K and V. Defaults to ``token_grid``.
+        window_size (int, optional): IRPReLU's offsets are one per window
+            position (:class:`WindowDIBA`).
         init_cfg (dict, optional): Initialisation config.
 
     Deploy mode (:meth:`switch_to_deploy`, binary activations only): ``A V``
@@ -88,10 +95,14 @@ class DIBA(BaseModule):
                  kv_num_tokens: Optional[int] = None,
                  self_term: str = 'paper',
                  d_init_scale: float = 0.0,
+                 token_grid: Optional[Sequence[int]] = None,
+                 kv_token_grid: Optional[Sequence[int]] = None,
+                 window_size: Optional[int] = None,
                  init_cfg: Optional[dict] = None):
         super().__init__(init_cfg)
         check_self_term(self_term)
         kv_num_tokens = num_tokens if kv_num_tokens is None else kv_num_tokens
+        kv_token_grid = token_grid if kv_token_grid is None else kv_token_grid
         if embed_dims % num_heads:
             raise ValueError(f'DIBA: embed_dims={embed_dims} is not divisible '
                              f'by num_heads={num_heads}')
@@ -105,14 +116,15 @@ class DIBA(BaseModule):
         self.binary_acts = binary_acts
         self.deploy = False
 
-        def linear(bias, tokens=num_tokens):
+        def linear(bias, tokens=num_tokens, grid=token_grid):
             return WrappedBinaryLinear(
                 embed_dims, embed_dims, bias, binary_weights, binary_acts,
-                norm_cfg, act_cfg, tokens, num_extra_tokens)
+                norm_cfg, act_cfg, tokens, num_extra_tokens, grid,
+                window_size)
 
         self.q = linear(qkv_bias)
-        self.k = linear(qkv_bias, kv_num_tokens)
-        self.v = linear(qkv_bias, kv_num_tokens)
+        self.k = linear(qkv_bias, kv_num_tokens, kv_token_grid)
+        self.v = linear(qkv_bias, kv_num_tokens, kv_token_grid)
         self.proj = linear(True)
         self.similarity = MODELS.build(
             similarity_cfg,

@@ -28,6 +28,8 @@ class DIDBTransformerEncoderLayer(BaseModule):
         norm_cfg (dict): Pre-norms. Defaults to LN.
         attn_cfg (dict): Extra arguments of :class:`DIBA` (switches).
         ffn_cfg (dict): Extra arguments of :class:`BinaryFFN`.
+        token_grid (tuple[int, int], optional): The patch grid at the
+            configured input size, for IRPReLU's offsets; None means square.
         init_cfg (dict, optional): Initialisation config.
     """
 
@@ -41,9 +43,11 @@ class DIDBTransformerEncoderLayer(BaseModule):
                  norm_cfg: dict = dict(type='LN', eps=1e-6),
                  attn_cfg: dict = dict(),
                  ffn_cfg: dict = dict(),
+                 token_grid: Optional[Sequence[int]] = None,
                  init_cfg: Optional[dict] = None):
         super().__init__(init_cfg)
-        tokens = dict(num_tokens=num_tokens, num_extra_tokens=num_extra_tokens)
+        tokens = dict(num_tokens=num_tokens, num_extra_tokens=num_extra_tokens,
+                      token_grid=token_grid)
         self.ln1 = build_norm_layer(norm_cfg, embed_dims)[1]
         self.attn = DIBA(embed_dims, num_heads, **tokens, **attn_cfg)
         self.ln2 = build_norm_layer(norm_cfg, embed_dims)[1]

@@ -25,6 +25,10 @@ class BinaryFFN(BaseModule):
             ``embed_dims``).
         num_tokens (int, optional): Tokens for IRPReLU offsets.
         num_extra_tokens (int): Extra tokens. Defaults to 1.
+        token_grid (tuple[int, int], optional): Patch grid of the offsets
+            (see :class:`WrappedBinaryLinear`).
+        window_size (int, optional): Offsets per window position (see
+            :class:`WrappedBinaryLinear`).
         binary_weights (bool): 1-bit weights. Defaults to True.
         binary_acts (bool): 1-bit activations. Defaults to True.
         act_cfg (dict): Activation of both layers. Defaults to IRPReLU.
@@ -41,14 +45,18 @@ class BinaryFFN(BaseModule):
                  binary_acts: bool = True,
                  act_cfg: dict = dict(type='IRPReLU'),
                  norm_cfg: dict = dict(type='LN', eps=1e-6),
+                 token_grid: Optional[Sequence[int]] = None,
+                 window_size: Optional[int] = None,
                  init_cfg: Optional[dict] = None):
         super().__init__(init_cfg)
-        args = (binary_weights, binary_acts, norm_cfg, act_cfg, num_tokens,
-                num_extra_tokens)
+        args = dict(binary_weights=binary_weights, binary_acts=binary_acts,
+                    norm_cfg=norm_cfg, act_cfg=act_cfg, num_tokens=num_tokens,
+                    num_extra_tokens=num_extra_tokens, token_grid=token_grid,
+                    window_size=window_size)
         self.fc1 = WrappedBinaryLinear(embed_dims, feedforward_channels, True,
-                                       *args)
+                                       **args)
         self.fc2 = WrappedBinaryLinear(feedforward_channels, embed_dims, True,
-                                       *args)
+                                       **args)
         self._register_load_state_dict_pre_hook(
             _rename_mmcv_ffn_keys, with_module=True)
 

@@ -37,12 +37,14 @@ class IRPReLU(nn.Module):
         interpolate_mode (str): Mode used to resize ``b``. Defaults to
             'bicubic', as for the position embedding.
         token_grid (tuple[int, int], optional): The patch grid ``b`` is
-            learned on; None means square. The backbone sets it.
+            learned on; None means square. The layer that builds the
+            activation passes it (see
+            :func:`~mmdidb.models.layers.wrapped_linear.build_token_activation`).
         window_size (int, optional): Window-attention backbones (DIDBSwin)
             learn ``b`` per position inside a window (``num_tokens`` is then
             ``window_size**2``, no extra tokens); a whole feature map gets
-            ``b`` tiled window by window instead of resized. The backbone
-            sets it.
+            ``b`` tiled window by window instead of resized. Passed like
+            ``token_grid``.
     """
 
     takes_hw_shape = True

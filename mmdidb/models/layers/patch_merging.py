@@ -35,6 +35,10 @@ class BinaryPatchMerging(BaseModule):
         act_cfg (dict, optional): Activation at the end. Defaults to
             IRPReLU.
         num_tokens (int, optional): Token count of IRPReLU's offsets.
+        token_grid (tuple[int, int], optional): The merged grid the offsets
+            are learned on (see :class:`WrappedBinaryLinear`).
+        window_size (int, optional): Offsets per window position (see
+            :class:`WrappedBinaryLinear`).
         init_cfg (dict, optional): Initialisation config.
     """
 
@@ -46,6 +50,8 @@ class BinaryPatchMerging(BaseModule):
                  norm_cfg: dict = dict(type='LN'),
                  act_cfg: Optional[dict] = dict(type='IRPReLU'),
                  num_tokens: Optional[int] = None,
+                 token_grid: Optional[Sequence[int]] = None,
+                 window_size: Optional[int] = None,
                  init_cfg: Optional[dict] = None):
         super().__init__(init_cfg)
         if out_channels % in_channels:
@@ -57,7 +63,8 @@ class BinaryPatchMerging(BaseModule):
         self.norm = build_norm_layer(norm_cfg, 4 * in_channels)[1]
         self.reduction = WrappedBinaryLinear(
             4 * in_channels, out_channels, False, binary_weights, binary_acts,
-            norm_cfg, act_cfg, num_tokens, num_extra_tokens=0)
+            norm_cfg, act_cfg, num_tokens, num_extra_tokens=0,
+            token_grid=token_grid, window_size=window_size)
 
     def forward(self, x: torch.Tensor, hw_shape: Sequence[int]
                 ) -> Tuple[torch.Tensor, Tuple[int, int]]:

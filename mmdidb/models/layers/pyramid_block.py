@@ -61,10 +61,7 @@ class DIDBPyramidBlock(BaseModule):
         self.ln2 = build_norm_layer(norm_cfg, embed_dims)[1]
         self.ffn = BinaryFFN(embed_dims, embed_dims * ffn_ratio,
                              num_tokens=num_tokens, num_extra_tokens=0,
-                             **ffn_cfg)
-        for module in self.ffn.modules():
-            if getattr(module, 'token_offset', None) is not None:
-                module.token_grid = tuple(hw_shape)
+                             token_grid=tuple(hw_shape), **ffn_cfg)
 
         def scale():
             return ChannelAffine(embed_dims, layer_scale) \

@@ -6,7 +6,6 @@ import torch.nn.functional as F
 from mmengine.registry import MODELS
 
 from .diba import DIBA
-from .irprelu import IRPReLU
 from .token_grid import grid_to_tokens, tokens_to_grid
 from .wrapped_linear import WrappedBinaryLinear
 
@@ -48,7 +47,8 @@ class SRDIBA(DIBA):
         kv_grid = reduced_grid(grid, sr_ratio)
         super().__init__(embed_dims, num_heads,
                          num_tokens=grid[0] * grid[1], num_extra_tokens=0,
-                         kv_num_tokens=kv_grid[0] * kv_grid[1], **kwargs)
+                         kv_num_tokens=kv_grid[0] * kv_grid[1],
+                         token_grid=grid, kv_token_grid=kv_grid, **kwargs)
         self.sr_ratio = sr_ratio
         self.reduction = None
         if sr_ratio > 1:
@@ -58,13 +58,7 @@ class SRDIBA(DIBA):
             self.reduction = WrappedBinaryLinear(
                 embed_dims, embed_dims, kwargs.get('qkv_bias', True),
                 num_tokens=kv_grid[0] * kv_grid[1], num_extra_tokens=0,
-                **binary)
-        # the offsets are learned on these grids (queries / keys, values)
-        for name, module in self.named_modules():
-            if isinstance(module, IRPReLU) and \
-                    module.token_offset is not None:
-                on_kv = name.split('.')[0] in ('k', 'v', 'reduction')
-                module.token_grid = kv_grid if on_kv else grid
+                token_grid=kv_grid, **binary)
 
     def reduce(self, x: torch.Tensor, hw_shape: Sequence[int]):
         """The key/value input and its grid: pooled + ``reduction``."""

@@ -58,7 +58,7 @@ class DIDBSwinBlock(BaseModule):
         self.norm2 = build_norm_layer(norm_cfg, embed_dims)[1]
         self.ffn = BinaryFFN(embed_dims, int(embed_dims * ffn_ratio),
                              num_tokens=window_size**2, num_extra_tokens=0,
-                             **ffn_cfg)
+                             window_size=window_size, **ffn_cfg)
         self.drop_path = DropPath(drop_path) if drop_path > 0 \
             else torch.nn.Identity()
 

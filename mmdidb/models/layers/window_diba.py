@@ -44,7 +44,8 @@ class WindowDIBA(DIBA):
                  **kwargs):
         super().__init__(embed_dims, num_heads,
                          num_tokens=window_size * window_size,
-                         num_extra_tokens=0, **kwargs)
+                         num_extra_tokens=0, window_size=window_size,
+                         **kwargs)
         self.window_size = window_size
         self.relative_position_bias_table = nn.Parameter(
             torch.zeros((2 * window_size - 1)**2, num_heads))

@@ -29,9 +29,15 @@ class WrappedBinaryLinear(BinaryLinear):
         binary_acts (bool): 1-bit input activations. Defaults to True.
         norm_cfg (dict): Norm after the product. Defaults to LayerNorm.
         act_cfg (dict, optional): Activation at the end, None for none.
-            ``IRPReLU`` receives ``num_channels``/``num_tokens`` from here.
+            ``IRPReLU`` receives ``num_channels`` and the token layout
+            (``num_tokens``, ``num_extra_tokens``, ``token_grid``,
+            ``window_size``) from here.
         num_tokens (int, optional): Token count for IRPReLU's offsets.
         num_extra_tokens (int): Extra (class) tokens. Defaults to 1.
+        token_grid (tuple[int, int], optional): The patch grid IRPReLU's
+            offsets are learned on; None means square.
+        window_size (int, optional): Offsets one per window position, tiled
+            over a feature map (window-attention backbones).
     """
 
     takes_hw_shape = True
@@ -45,7 +51,9 @@ class WrappedBinaryLinear(BinaryLinear):
                  norm_cfg: dict = dict(type='LN', eps=1e-6),
                  act_cfg: Optional[dict] = dict(type='IRPReLU'),
                  num_tokens: Optional[int] = None,
-                 num_extra_tokens: int = 1):
+                 num_extra_tokens: int = 1,
+                 token_grid: Optional[Sequence[int]] = None,
+                 window_size: Optional[int] = None):
         super().__init__(in_features, out_features, bias, binary_weights,
                          binary_acts)
         if out_features % in_features and in_features % out_features:
@@ -55,7 +63,8 @@ class WrappedBinaryLinear(BinaryLinear):
                 'of the other for the shortcut')
         self.norm = build_norm_layer(norm_cfg, out_features)[1]
         self.act = build_token_activation(act_cfg, out_features, num_tokens,
-                                          num_extra_tokens)
+                                          num_extra_tokens, token_grid,
+                                          window_size)
 
     def shortcut(self, x: torch.Tensor) -> torch.Tensor:
         if self.out_features > self.in_features:
@@ -109,17 +118,25 @@ class WrappedBinaryLinear(BinaryLinear):
 
 def build_token_activation(act_cfg: Optional[dict], num_channels: int,
                            num_tokens: Optional[int],
-                           num_extra_tokens: int):
-    """Build ``act_cfg``, filling in channel/token counts for IRPReLU."""
+                           num_extra_tokens: int,
+                           token_grid: Optional[Sequence[int]] = None,
+                           window_size: Optional[int] = None):
+    """Build ``act_cfg``, filling in the channels and token layout of IRPReLU.
+
+    The layout (see :class:`~mmdidb.models.layers.IRPReLU`) is passed at
+    construction, so the offsets know their grid from the start; entries
+    that ``act_cfg`` sets itself win.
+    """
     if act_cfg is None:
         return None
     act_cfg = dict(act_cfg)
     if act_cfg['type'] in ('IRPReLU', 'RPReLU'):
         if act_cfg['type'] == 'RPReLU':
             act_cfg.update(type='IRPReLU', num_tokens=None)
-        act_cfg.setdefault('num_channels', num_channels)
-        act_cfg.setdefault('num_tokens', num_tokens)
-        act_cfg.setdefault('num_extra_tokens', num_extra_tokens)
+        layout = dict(num_channels=num_channels, num_tokens=num_tokens,
+                      num_extra_tokens=num_extra_tokens,
+                      token_grid=token_grid, window_size=window_size)
+        act_cfg = {**layout, **act_cfg}
     return build_activation_layer(act_cfg)
 
 
