@@ -13,7 +13,7 @@ from mmdidb.datasets import LocalFashionMNIST
 from helpers import REPO_ROOT, make_fashion_mnist
 
 QUICK_START = osp.join(REPO_ROOT, 'configs', 'didbvit',
-                       'didbvit-mini_fashion-mnist.py')
+                       'vit-mini_fashion-mnist.py')
 
 
 def grey_image(seed=0):
