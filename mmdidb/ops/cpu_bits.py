@@ -14,8 +14,8 @@ Three instruction-set paths give the same integers:
 
 The best one the CPU supports is used unless ``isa`` (or the environment
 variable ``MMDIDB_CPU_ISA``) names another; naming one the CPU lacks is an
-error, never a silent downgrade. The work is split over
-``torch.get_num_threads()`` threads.
+error, never a silent downgrade. The work can be split over threads
+(:func:`mmdidb.ops.native.kernel_threads`, one by default).
 """
 import ctypes
 import os
@@ -140,7 +140,8 @@ def bgemm(a: torch.Tensor, b: torch.Tensor, k: int, op: str,
             ``dot * scale (+ bias)`` instead of the ``int32`` dots.
         bias (Tensor, optional): ``(N,)`` float32, with ``scale``.
         isa (str, optional): See :func:`resolve_isa`.
-        threads (int, optional): Defaults to ``torch.get_num_threads()``.
+        threads (int, optional): Defaults to
+            :func:`mmdidb.ops.native.kernel_threads`.
 
     Returns:
         Tensor: ``batch + (M, N)``, ``int32``, or float32 with ``scale``.
@@ -165,7 +166,7 @@ def bgemm(a: torch.Tensor, b: torch.Tensor, k: int, op: str,
         _ptr(out) if scale is None else None,
         _ptr(out) if scale is not None else None, _ptr(scale), _ptr(bias),
         ISAS.index(resolve_isa(isa)),
-        torch.get_num_threads() if threads is None else threads)
+        native.kernel_threads() if threads is None else threads)
     _check(status, 'bgemm')
     return out
 
@@ -190,7 +191,8 @@ def bgemm_bands(a: torch.Tensor, b: torch.Tensor, k: int,
         weights (tuple[float, float], optional): ``(w0, w1)``, two bands.
         post (float): Factor applied last.
         isa (str, optional): See :func:`resolve_isa`.
-        threads (int, optional): Defaults to ``torch.get_num_threads()``.
+        threads (int, optional): Defaults to
+            :func:`mmdidb.ops.native.kernel_threads`.
 
     Returns:
         Tensor: float32 ``batch + (M, N)``.
@@ -210,7 +212,7 @@ def bgemm_bands(a: torch.Tensor, b: torch.Tensor, k: int,
         _ptr(b_views[1][0]) if bands == 2 else None,
         out.numel() // (m * n), int(a_views[0][1]), int(b_views[0][1]), m,
         n, words, k, w0, w1, post, _ptr(out), ISAS.index(resolve_isa(isa)),
-        torch.get_num_threads() if threads is None else threads),
+        native.kernel_threads() if threads is None else threads),
         'bgemm_bands')
     return out
 
@@ -235,7 +237,8 @@ def sign_linear(x: torch.Tensor, shift: torch.Tensor,
         scale (Tensor): float32 ``(N,)``.
         bias (Tensor, optional): float32 ``(N,)``.
         isa (str, optional): See :func:`resolve_isa`.
-        threads (int, optional): Defaults to ``torch.get_num_threads()``.
+        threads (int, optional): Defaults to
+            :func:`mmdidb.ops.native.kernel_threads`.
 
     Returns:
         Tensor: float32 ``(M, N)``.
@@ -249,7 +252,7 @@ def sign_linear(x: torch.Tensor, shift: torch.Tensor,
     _check(_load().mmdidb_sign_linear(
         _ptr(x), _ptr(shift), rows, length, _ptr(weight_packed), n,
         _ptr(out), _ptr(scale), _ptr(bias), ISAS.index(resolve_isa(isa)),
-        torch.get_num_threads() if threads is None else threads),
+        native.kernel_threads() if threads is None else threads),
         'sign_linear')
     return out
 

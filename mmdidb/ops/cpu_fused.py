@@ -4,7 +4,8 @@ The straight-through binarizers and IRPReLU are chains of element-wise
 operations; on CPU torch runs each as its own pass over memory, and these
 chains, not the matrix products, took most of a training step (profile in
 docs/benchmarks.md, "Training step"). ``csrc/cpu_fused.c`` does each chain
-in one pass, its channels split over ``torch.get_num_threads()`` threads.
+in one pass (its channels can be split over threads:
+:func:`mmdidb.ops.native.kernel_threads`).
 It is plain C, built and loaded by :mod:`mmdidb.ops.native`.
 
 The values written are torch's, bit for bit (same float operations, no
@@ -70,7 +71,7 @@ def _load():
 
 
 def _threads() -> int:
-    return torch.get_num_threads()
+    return native.kernel_threads()
 
 
 def available() -> bool:

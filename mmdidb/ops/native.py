@@ -7,6 +7,13 @@ their hash so that an edited source is rebuilt, and loaded with ctypes
 (which releases the GIL during each call). ``MMDIDB_CPU_KERNELS=0`` turns
 every C path off: callers then use the torch formulation, which computes
 the same numbers.
+
+Threads: the kernels can split their work over POSIX threads, but by
+default they run on the calling thread only. Measured on a 2-core machine
+(docs/benchmarks.md, "CPU inference" and "Training step"), a second kernel
+thread made every model slower at 2 torch threads: it must first win the
+other core from torch's OpenMP workers, which spin for a while after each
+parallel region. ``MMDIDB_CPU_THREADS=N`` lets the kernels use N threads.
 """
 import ctypes
 import hashlib
@@ -19,6 +26,7 @@ from typing import Optional, Sequence
 
 CSRC = Path(__file__).parent / 'csrc'
 ENV_SWITCH = 'MMDIDB_CPU_KERNELS'
+ENV_THREADS = 'MMDIDB_CPU_THREADS'
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +38,21 @@ class CpuKernelBuildError(RuntimeError):
 def enabled() -> bool:
     """Whether ``MMDIDB_CPU_KERNELS`` allows the C kernels (default yes)."""
     return os.environ.get(ENV_SWITCH, '1').strip() != '0'
+
+
+def kernel_threads() -> int:
+    """Threads a C kernel may use: ``$MMDIDB_CPU_THREADS``, default 1.
+
+    Raises:
+        ValueError: The variable is not a positive integer.
+    """
+    value = os.environ.get(ENV_THREADS, '').strip()
+    if not value:
+        return 1
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f'{ENV_THREADS} must be a positive integer, got '
+                         f'{value!r}')
+    return int(value)
 
 
 def library_path(source: Path, cflags: Sequence[str]) -> Path:

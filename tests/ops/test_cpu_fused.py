@@ -173,15 +173,7 @@ def test_switch_off_keeps_the_torch_path(monkeypatch):
     assert cpu_fused.available()
 
 
-@pytest.fixture
-def threads():
-    """Set torch's thread count for one call; restored afterwards."""
-    before = torch.get_num_threads()
-    yield torch.set_num_threads
-    torch.set_num_threads(before)
-
-
-def test_thread_count_changes_no_bit(threads):
+def test_thread_count_changes_no_bit(monkeypatch):
     # big enough to be split over threads (rows * C >= 2**15, C >= 32), an
     # odd channel count so the last slice is not a multiple of 16, and per
     # token shifts (T = 37 rows) so the shift table's sums are split too
@@ -193,7 +185,7 @@ def test_thread_count_changes_no_bit(threads):
     grad = torch.randn(x.shape, generator=g)
     results = []
     for count in (1, 2, 3):
-        threads(count)
+        monkeypatch.setenv('MMDIDB_CPU_THREADS', str(count))
         out = [cpu_fused.sign_shift(x, beta)]
         out += cpu_fused.approx_sign_backward_(grad.clone(), x, beta,
                                                want_signs=True)
@@ -203,3 +195,14 @@ def test_thread_count_changes_no_bit(threads):
         results.append(out)
     for other in results[1:]:
         assert all(torch.equal(a, b) for a, b in zip(results[0], other))
+
+
+def test_kernel_threads_come_from_the_environment(monkeypatch):
+    from mmdidb.ops import native
+    monkeypatch.delenv(native.ENV_THREADS, raising=False)
+    assert native.kernel_threads() == 1
+    monkeypatch.setenv(native.ENV_THREADS, '3')
+    assert native.kernel_threads() == 3
+    monkeypatch.setenv(native.ENV_THREADS, '0')
+    with pytest.raises(ValueError, match='MMDIDB_CPU_THREADS must be'):
+        native.kernel_threads()

@@ -53,9 +53,10 @@ enum { ISA_PORTABLE = 0, ISA_AVX2 = 1, ISA_AVX512 = 2 };
 
 /* Channels per job: a multiple of both panel widths (8 and 16). */
 #define CHUNK 64
-/* Below this many word pairs (M * N * W summed over the batch) one thread
- * does everything: starting a thread costs more than the work. */
-#define MIN_PARALLEL_WORK (1 << 15)
+/* Below this many word pairs (M * N * W summed over the batch, about a
+ * tenth of a millisecond on one core) one thread does everything: starting
+ * a thread costs more than the work. */
+#define MIN_PARALLEL_WORK (1 << 20)
 
 int mmdidb_best_isa(void) {
 #if MMDIDB_X86
