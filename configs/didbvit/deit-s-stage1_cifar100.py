@@ -1,4 +1,4 @@
-# Two-stage training, stage 1 (METHOD.md, section 6): binary activations
+# Two-stage training, stage 1 (docs/method.md): binary activations
 # with full-precision weights (W32A1), initialised from the FP DeiT-Small and
 # distilled from it, as the single-stage config. Both stages in order:
 #   bash tools/two_stage_train.sh \

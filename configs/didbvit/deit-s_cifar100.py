@@ -1,6 +1,6 @@
 # DIDB-ViT DeiT-Small (W1A1) on CIFAR-100, single-stage (the paper's
 # default): initialised from the full-precision DeiT-Small and distilled from
-# it, loss 0.1·CE + 0.9·KD (METHOD.md, section 6).
+# it, loss 0.1·CE + 0.9·KD (docs/method.md).
 # Paper: +5.9 points over BiT.
 _base_ = [
     '../_base_/models/didbvit-deit-small.py',

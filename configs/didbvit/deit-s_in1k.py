@@ -1,6 +1,6 @@
 # DIDB-ViT DeiT-Small (W1A1) on ImageNet-1k, single-stage (the paper's
 # default): initialised from the full-precision DeiT-Small and distilled from
-# it, loss 0.1·CE + 0.9·KD (METHOD.md, section 6).
+# it, loss 0.1·CE + 0.9·KD (docs/method.md).
 # Paper: +5.0 points over SI-BiViT (DeiT-Small); the ablations (without DIBA
 # -5.2, without HFSC -4.2, without IRPReLU -1.8) are on this setting.
 _base_ = [

@@ -1,6 +1,6 @@
 # DIDB-ViT DeiT-Small (W1A1) on Tiny-ImageNet, single-stage (the paper's
 # default): initialised from the full-precision DeiT-Small and distilled from
-# it, loss 0.1·CE + 0.9·KD (METHOD.md, section 6).
+# it, loss 0.1·CE + 0.9·KD (docs/method.md).
 # Paper: +7.0 points over BFD.
 _base_ = [
     '../_base_/models/didbvit-deit-small.py',

@@ -1,6 +1,6 @@
 # DIDB-ViT DeiT-Tiny (W1A1) on ImageNet-1k, single-stage (the paper's
 # default): initialised from the full-precision DeiT-Tiny and distilled from
-# it, loss 0.1·CE + 0.9·KD (METHOD.md, section 6).
+# it, loss 0.1·CE + 0.9·KD (docs/method.md).
 # Paper: +9.3 points over BVT-IMA (DeiT-Tiny).
 _base_ = [
     '../_base_/models/didbvit-deit-tiny.py',

@@ -1,6 +1,6 @@
 # DIDBSwin Swin-Tiny (W1A1) on ImageNet-1k, single-stage: initialised from
 # the full-precision Swin-Tiny and distilled from it, loss 0.1·CE + 0.9·KD
-# (METHOD.md, section 6). Paper: +6.0 points over the best binary Swin-T.
+# (docs/method.md). Paper: +6.0 points over the best binary Swin-T.
 _base_ = [
     '../_base_/models/didbswin-tiny.py',
     '../_base_/datasets/imagenet_224.py',

@@ -1,4 +1,4 @@
-# The paper's classification schedule (METHOD.md, section 6): AdamW, cosine
+# The paper's classification schedule (docs/method.md): AdamW, cosine
 # annealing, lr 1e-3 at a total batch of 256. Warm-up, length and weight decay
 # follow the binary-ViT literature (BinaryViT, BHViT): 5 linear warm-up
 # epochs, 300 epochs per run (each stage of a two-stage run too, as in
