@@ -1,6 +1,6 @@
 # DIDBBinaryViT-S (W1A1) on ImageNet-1k, single-stage: initialised from and
-# distilled by the FP BinaryViT-S pyramid, loss 0.1·CE + 0.9·KD (docs/method.md,
-# "Training"). Paper: +0.7 points over BinaryViT. There is no public FP
+# distilled by the FP BinaryViT-S pyramid, loss 0.1·CE + 0.9·KD (docs/method.md).
+# Paper: +0.7 points over BinaryViT. There is no public FP
 # checkpoint of this pyramid: train binaryvit-s-fp_in1k.py first (its
 # last checkpoint is the path below; LoadFromCheckHook says so if missing).
 _base_ = [
