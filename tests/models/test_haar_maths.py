@@ -62,26 +62,24 @@ def test_token_split_passes_regions_through():
 
 
 def test_channels_last_padding_pools_like_channels_first():
-    # the padding is laid out channels last for the faster avg_pool2d
-    # kernel; values and gradients must be those of the channels-first
-    # layout, bit for bit
+    # without a gradient the padding is laid out channels last for the
+    # faster avg_pool2d kernel: the same values as the channels-first
+    # layout, bit for bit; with a gradient it is the channels-first layout
     import torch.nn.functional as F
 
     from mmdidb.models.layers.haar import _pad_last_replicate
 
     for seed, (b, h, w, c) in enumerate([(1, 14, 14, 384), (3, 5, 3, 17),
-                                         (2, 7, 9, 64)]):
+                                         (2, 7, 9, 64), (32, 4, 4, 64)]):
         gen = torch.Generator().manual_seed(seed)
-        x = torch.randn(b, 1 + h * w, c, generator=gen, requires_grad=True)
+        x = torch.randn(b, 1 + h * w, c, generator=gen)
         grid = x[:, 1:].transpose(1, 2).reshape(b, c, h, w)
         first = torch.cat([grid, grid[..., -1:]], dim=-1)
         first = torch.cat([first, first[..., -1:, :]], dim=-2).contiguous()
         last = _pad_last_replicate(grid)
         assert last.is_contiguous(memory_format=torch.channels_last)
         assert torch.equal(last, first)
-        pooled_first = F.avg_pool2d(first, 2, 1)
-        pooled_last = F.avg_pool2d(last, 2, 1)
-        assert torch.equal(pooled_last, pooled_first)
-        grad = torch.randn(pooled_first.shape, generator=gen)
-        assert torch.equal(torch.autograd.grad(pooled_last, x, grad)[0],
-                           torch.autograd.grad(pooled_first, x, grad)[0])
+        assert torch.equal(F.avg_pool2d(last, 2, 1), F.avg_pool2d(first, 2, 1))
+        trained = _pad_last_replicate(grid.clone().requires_grad_())
+        assert trained.is_contiguous()
+        assert torch.equal(trained, first)

@@ -38,14 +38,19 @@ def _pad_last_replicate(grid: torch.Tensor) -> torch.Tensor:
     """``F.pad(grid, (0, 1, 0, 1), mode='replicate')``, as concatenations.
 
     The same numbers; torch.compile's CPU backend (torch 2.13) rejects the
-    strides of ``replication_pad2d_backward``, which this avoids. The
-    result is laid out channels last (the token layout the grid comes
-    from), so that ``avg_pool2d`` takes its kernel vectorized over the
-    channels: with few positions and many channels (a ViT's 14x14 grid) the
-    per-plane kernel of a channels-first tensor is about ten times slower.
-    Both kernels add the four values in the same order, so the values and
-    the gradients are the same (tests/models/test_haar_maths.py).
+    strides of ``replication_pad2d_backward``, which this avoids. Without
+    a gradient to compute (inference, deploy mode) the result is laid out
+    channels last, the token layout the grid comes from, so that
+    ``avg_pool2d`` takes its kernel vectorized over the channels: with few
+    positions and many channels (a ViT's 14x14 grid) the per-plane kernel
+    of a channels-first tensor is about ten times slower. Both kernels add
+    the four values in the same order (the same forward values,
+    tests/models/test_haar_maths.py), but their backward passes can round
+    differently, so training keeps the channels-first layout.
     """
+    if torch.is_grad_enabled() and grid.requires_grad:
+        grid = torch.cat([grid, grid[..., -1:]], dim=-1)
+        return torch.cat([grid, grid[..., -1:, :]], dim=-2)
     tokens = grid.permute(0, 2, 3, 1)
     tokens = torch.cat([tokens, tokens[:, :, -1:]], dim=2)
     tokens = torch.cat([tokens, tokens[:, -1:]], dim=1)
