@@ -80,6 +80,10 @@ def test_channels_last_padding_pools_like_channels_first():
         assert last.is_contiguous(memory_format=torch.channels_last)
         assert torch.equal(last, first)
         assert torch.equal(F.avg_pool2d(last, 2, 1), F.avg_pool2d(first, 2, 1))
-        trained = _pad_last_replicate(grid.clone().requires_grad_())
-        assert trained.is_contiguous()
+        # with a gradient: the concatenations of the grid as it is laid out
+        leaf = grid.clone().requires_grad_()
+        trained = _pad_last_replicate(leaf)
+        expected = torch.cat([leaf, leaf[..., -1:]], dim=-1)
+        expected = torch.cat([expected, expected[..., -1:, :]], dim=-2)
+        assert trained.stride() == expected.stride()
         assert torch.equal(trained, first)
