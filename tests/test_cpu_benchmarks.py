@@ -9,8 +9,6 @@ import os
 import subprocess
 import sys
 
-import pytest
-
 from helpers import REPO_ROOT, load_tool
 
 INFERENCE = 'tools/benchmark/inference_cpu.py'
@@ -49,14 +47,6 @@ def _num(cell):
     return float(cell.replace(',', '').rstrip('x'))
 
 
-def _ort_importable():
-    try:
-        import onnxruntime  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 def test_inference_cpu_quick_run_on_the_mini_model(tmp_path):
     out = tmp_path / 'benchmarks.md'
     out.write_text(f'# Benchmarks\n\n{INFERENCE_HEADING}\n\nold entry\n\n'
@@ -69,9 +59,8 @@ def test_inference_cpu_quick_run_on_the_mini_model(tmp_path):
                     'images/s', 'vs torch FP32', 'vs ORT int8',
                     'peak RSS (MiB)', 'above imports (MiB)', 'check']
     rows = _table(result.stdout, 'mini')
-    ort = _ort_importable()
-    engines = {'torch FP32'} | ({'ORT FP32', 'ORT int8 (dynamic)'} if ort
-                                else set())
+    # onnxruntime is a test requirement (requirements/tests.txt)
+    engines = {'torch FP32', 'ORT FP32', 'ORT int8 (dynamic)'}
     seen = {}
     for cells in rows:
         row = dict(zip(head, cells))
@@ -93,23 +82,18 @@ def test_inference_cpu_quick_run_on_the_mini_model(tmp_path):
         elif engine == 'ORT FP32':
             assert row['check'].startswith('max abs diff')
             assert 'MISMATCH' not in row['check']
-        if ort:
-            # "vs ORT int8" is the ratio of the printed times, up to their
-            # rounding (2 decimals each)
-            int8 = _num(seen[('ORT int8 (dynamic)', batch, threads)]
-                        ['ms / batch'])
-            ms, ratio = _num(row['ms / batch']), _num(row['vs ORT int8'])
-            assert (int8 - .005) / (ms + .005) - .005 <= ratio <= \
-                (int8 + .005) / max(ms - .005, 1e-9) + .005
+        # "vs ORT int8" is the ratio of the printed times, up to their
+        # rounding (2 decimals each)
+        int8 = _num(seen[('ORT int8 (dynamic)', batch, threads)]
+                    ['ms / batch'])
+        ms, ratio = _num(row['ms / batch']), _num(row['vs ORT int8'])
+        assert (int8 - .005) / (ms + .005) - .005 <= ratio <= \
+            (int8 + .005) / max(ms - .005, 1e-9) + .005
     text = out.read_text()
     # the entry goes at the end of its section, before the next one
     assert text.index('old entry') < text.index('### mini, ') < \
         text.index('## Other')
     assert 'exact' in text.split('## Other')[0]
-    if not ort:
-        assert 'ONNX Runtime rows skipped' in result.stdout
-        pytest.skip('onnxruntime is not importable: the ORT rows were left '
-                    'out (their absence is what was checked)')
 
 
 def test_inference_cpu_says_why_without_onnxruntime(monkeypatch):
@@ -122,8 +106,6 @@ def test_inference_cpu_says_why_without_onnxruntime(monkeypatch):
 
 def test_bgemm_cpu_quick_run(tmp_path):
     from mmdidb.ops import cpu_bits
-    if not cpu_bits.available():
-        pytest.skip('the native CPU kernels do not build here')
     out = tmp_path / 'benchmarks.md'
     result = _run(BGEMM, '--device', 'cpu', '--threads', '1', '--repeats',
                   '1', '--iters', '1', '--output', str(out))

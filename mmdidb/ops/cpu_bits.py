@@ -24,6 +24,7 @@ from typing import Optional, Tuple
 import torch
 
 from . import native
+from .validation import batch_view
 
 SOURCE = native.CSRC / 'cpu_bits.c'
 #: -ffp-contract=off: the float epilogue makes torch's two roundings (no
@@ -106,22 +107,6 @@ def _check(status: int, what: str) -> None:
                            f'its arguments (status {status})')
 
 
-def batch_view(x: torch.Tensor, batch: torch.Size, rows: int,
-               words: int) -> Tuple[torch.Tensor, bool]:
-    """``x`` as ``(b, rows, words)`` and whether it holds the whole batch.
-
-    An operand with a single matrix is shared by the batch for free; any
-    other broadcast is materialised.
-    """
-    lead = x.shape[:-2]
-    if tuple(lead) == tuple(batch):
-        return x.reshape(-1, rows, words), True
-    if lead.numel() == 1:
-        return x.reshape(1, rows, words), False
-    full = x.expand(tuple(batch) + (rows, words)).contiguous()
-    return full.reshape(-1, rows, words), True
-
-
 def bgemm(a: torch.Tensor, b: torch.Tensor, k: int, op: str,
           batch: torch.Size, scale: Optional[torch.Tensor] = None,
           bias: Optional[torch.Tensor] = None, isa: Optional[str] = None,
@@ -156,13 +141,13 @@ def bgemm(a: torch.Tensor, b: torch.Tensor, k: int, op: str,
         out.zero_()
         return out if scale is None else out * scale + (
             0 if bias is None else bias)
-    a3, a_batched = batch_view(a, batch, m, words)
-    b3, b_batched = batch_view(b, batch, n, words)
+    a3, a_stride = batch_view(a, batch, m, words)
+    b3, b_stride = batch_view(b, batch, n, words)
     scale = None if scale is None else scale.contiguous()
     bias = None if bias is None else bias.contiguous()
     status = lib.mmdidb_bgemm(
-        _ptr(a3), _ptr(b3), out.numel() // (m * n), int(a_batched),
-        int(b_batched), m, n, words, k, _OPS[op],
+        _ptr(a3), _ptr(b3), out.numel() // (m * n), int(a_stride != 0),
+        int(b_stride != 0), m, n, words, k, _OPS[op],
         _ptr(out) if scale is None else None,
         _ptr(out) if scale is not None else None, _ptr(scale), _ptr(bias),
         ISAS.index(resolve_isa(isa)),
@@ -210,7 +195,8 @@ def bgemm_bands(a: torch.Tensor, b: torch.Tensor, k: int,
         _ptr(a_views[0][0]), _ptr(b_views[0][0]),
         _ptr(a_views[1][0]) if bands == 2 else None,
         _ptr(b_views[1][0]) if bands == 2 else None,
-        out.numel() // (m * n), int(a_views[0][1]), int(b_views[0][1]), m,
+        out.numel() // (m * n), int(a_views[0][1] != 0),
+        int(b_views[0][1] != 0), m,
         n, words, k, w0, w1, post, _ptr(out), ISAS.index(resolve_isa(isa)),
         native.kernel_threads() if threads is None else threads),
         'bgemm_bands')

@@ -18,6 +18,8 @@ from typing import Dict, Optional
 
 import torch
 
+from .validation import batch_view
+
 SOURCE_DIR = Path(__file__).resolve().parent / 'csrc'
 SOURCES = {
     'pack': 'pack.cu',
@@ -299,24 +301,6 @@ def check_row_tiles(m: int, tile_m: int) -> None:
                          f'most {MAX_GRID_Y * tile_m} rows per matrix')
 
 
-def _batch_view(x: torch.Tensor, batch: torch.Size, rows: int, words: int):
-    """Flatten ``x`` to ``(b, rows, words)`` and give its batch stride.
-
-    An operand with a single matrix is broadcast for free (stride 0); any
-    other broadcast is materialised.
-    """
-    lead = x.shape[:-2]
-    count = 1
-    for size in lead:
-        count *= size
-    if tuple(lead) == tuple(batch):
-        return x.reshape(-1, rows, words), rows * words
-    if count == 1:
-        return x.reshape(1, rows, words), 0
-    full = x.expand(tuple(batch) + (rows, words)).contiguous()
-    return full.reshape(-1, rows, words), rows * words
-
-
 def bmm(a: torch.Tensor, b: torch.Tensor, k: int, batch: torch.Size,
         path: str, op: str) -> torch.Tensor:
     """Run a product kernel; the operands are validated by the caller.
@@ -342,8 +326,8 @@ def bmm(a: torch.Tensor, b: torch.Tensor, k: int, batch: torch.Size,
         return out
     if words == 0:
         return out.zero_()
-    a3, stride_a = _batch_view(a, batch, m, words)
-    b3, stride_b = _batch_view(b, batch, n, words)
+    a3, stride_a = batch_view(a, batch, m, words)
+    b3, stride_b = batch_view(b, batch, n, words)
     out3 = out.view(-1, m, n)
     tile_m, tile_n, threads = PRODUCT_TILE[path]
     check_row_tiles(m, tile_m)

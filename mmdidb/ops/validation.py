@@ -108,6 +108,30 @@ def check_same_device(a: torch.Tensor, b: torch.Tensor, a_name: str,
             'move both to the same device')
 
 
+def batch_view(x: torch.Tensor, batch: torch.Size, rows: int, words: int):
+    """Flatten a packed operand to ``(b, rows, words)`` for a kernel.
+
+    Args:
+        x: ``(..., rows, words)``, contiguous.
+        batch: The broadcast leading shape of the product.
+        rows: Rows per matrix.
+        words: Words per row.
+
+    Returns:
+        ``(view, stride)``: the operand as ``(b, rows, words)`` and the
+        words between its matrices; an operand holding a single matrix is
+        shared by the batch for free (stride 0), any other broadcast is
+        materialised.
+    """
+    lead = x.shape[:-2]
+    if tuple(lead) == tuple(batch):
+        return x.reshape(-1, rows, words), rows * words
+    if lead.numel() == 1:
+        return x.reshape(1, rows, words), 0
+    full = x.expand(tuple(batch) + (rows, words)).contiguous()
+    return full.reshape(-1, rows, words), rows * words
+
+
 def check_pair(a: torch.Tensor, b: torch.Tensor, k, a_name: str,
                b_name: str) -> Tuple[int, torch.Size]:
     """Check the two packed operands of a binary product.

@@ -21,7 +21,7 @@ from typing import Dict, List, Optional, Tuple
 import torch
 
 from . import compile_check, cuda_backend
-from .validation import check_pair
+from .validation import batch_view, check_pair
 
 SOURCE = cuda_backend.SOURCE_DIR / 'bmm_wgmma.cu'
 KERNELS = ('mmdidb_bmm_wgmma_xor', 'mmdidb_bmm_wgmma_and')
@@ -182,8 +182,8 @@ def launch_bmm(a: torch.Tensor, b: torch.Tensor, k: int, op: str,
         return out
     if words == 0:
         return out.zero_()
-    a3, stride_a = cuda_backend._batch_view(a, batch, m, words)
-    b3, stride_b = cuda_backend._batch_view(b, batch, n, words)
+    a3, stride_a = batch_view(a, batch, m, words)
+    b3, stride_b = batch_view(b, batch, n, words)
     out3 = out.view(-1, m, n)
     grid = launch_grid(m, n, out3.shape[0])
     threads = TILE[2]

@@ -17,9 +17,6 @@ from mmdidb.ops import cpu_bits
 
 from .test_deploy_fused import SPECS, build, run
 
-pytestmark = pytest.mark.skipif(not cpu_bits.available(),
-                                reason='the C kernels did not build here')
-
 
 @pytest.fixture
 def torch_path(monkeypatch):
